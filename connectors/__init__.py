@@ -1,0 +1,1 @@
+"""Connectors: platform payloads (GitHub, Jira) become domain events for the ledger."""

@@ -1,0 +1,1 @@
+"""Core of trackrecord: configuration, database, queue, logging and the command line."""

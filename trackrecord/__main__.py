@@ -1,0 +1,3 @@
+from trackrecord.cli import main
+
+main()

@@ -1,0 +1,284 @@
+"""Configuration: process settings from the environment, clients and teams from one TOML file.
+
+Secrets never live in the file: it names environment variables (``token_env``, ``secret_env``)
+and the values are read from the environment when needed, so the file can be committed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_DATABASE_URL = "sqlite:///var/trackrecord.db"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# GitHub caps webhook payloads at 25 MB and drops larger ones; we refuse the same.
+# https://docs.github.com/en/webhooks/webhook-events-and-payloads#payload-cap
+DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
+
+REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+JIRA_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]+$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator: file, key and what is wrong."""
+
+
+def _check_tz(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone {value!r} (use an IANA name like 'Europe/Berlin')"
+        ) from None
+    return value
+
+
+def _check_env_name(value: str | None) -> str | None:
+    if value is not None and not ENV_NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GithubSourceModel(_Strict):
+    repo: str
+    secret_env: str | None = None
+    hook_id: int | None = None
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, v: str) -> str:
+        if not REPO_RE.match(v):
+            raise ValueError(f"{v!r} is not a repository 'owner/name'")
+        return v
+
+    _secret = field_validator("secret_env")(classmethod(lambda cls, v: _check_env_name(v)))
+
+
+class JiraSourceModel(_Strict):
+    project: str
+    secret_env: str | None = None
+
+    @field_validator("project")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not JIRA_KEY_RE.match(v):
+            raise ValueError(f"{v!r} is not a Jira project key (capital letters, like 'PLAT')")
+        return v
+
+    _secret = field_validator("secret_env")(classmethod(lambda cls, v: _check_env_name(v)))
+
+
+def _coerce_sources(value, key: str):
+    # A source is usually just its name; a table is allowed when it needs its own secret.
+    if isinstance(value, list):
+        return [{key: v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+class TeamModel(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    timezone: str = "UTC"
+    github: list[GithubSourceModel] = []
+    jira: list[JiraSourceModel] = []
+    on_time_basis: str = Field("first", pattern="^(first|latest)$")
+    small_max_points: float = 3
+    small_labels: list[str] = ["size:XS", "size:S"]
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
+
+    @field_validator("github", mode="before")
+    @classmethod
+    def _gh(cls, v):
+        return _coerce_sources(v, "repo")
+
+    @field_validator("jira", mode="before")
+    @classmethod
+    def _jira(cls, v):
+        return _coerce_sources(v, "project")
+
+
+class ClientModel(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    timezone: str = "UTC"
+    token_env: str | None = None
+    teams: list[TeamModel] = []
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
+    _tok = field_validator("token_env")(classmethod(lambda cls, v: _check_env_name(v)))
+
+
+class FileModel(_Strict):
+    clients: list[ClientModel] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> FileModel:
+        seen_clients: set[str] = set()
+        seen_teams: set[str] = set()
+        owners: dict[tuple[str, str], str] = {}
+        for client in self.clients:
+            if client.name in seen_clients:
+                raise ValueError(f"client {client.name!r} is declared twice")
+            seen_clients.add(client.name)
+            for team in client.teams:
+                # Team names are URL keys (/api/v1/teams/<team>), so they are unique across clients.
+                if team.name in seen_teams:
+                    raise ValueError(f"team {team.name!r} is declared twice")
+                seen_teams.add(team.name)
+                sources = [("github", s.repo.lower()) for s in team.github]
+                sources += [("jira", s.project) for s in team.jira]
+                for src in sources:
+                    if src in owners:
+                        raise ValueError(
+                            f"{src[0]} source {src[1]!r} belongs to both team "
+                            f"{owners[src]!r} and team {team.name!r}"
+                        )
+                    owners[src] = team.name
+        return self
+
+
+@dataclass(frozen=True)
+class Source:
+    """One repository or Jira project, and who owns it."""
+
+    kind: str  # "github" or "jira"
+    key: str  # "owner/name" or "PLAT"
+    team: str
+    client: str
+    timezone: str
+    secret_env: str | None = None
+    hook_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str | None
+    clients: tuple[ClientModel, ...] = ()
+    _sources: dict[tuple[str, str], Source] = field(default_factory=dict, repr=False)
+
+    def source(self, kind: str, key: str) -> Source | None:
+        # GitHub names are case-insensitive; Jira keys are upper case by rule.
+        norm = key.lower() if kind == "github" else key.upper()
+        return self._sources.get((kind, norm))
+
+    def sources(self, kind: str | None = None) -> list[Source]:
+        return [s for (k, _), s in self._sources.items() if kind in (None, k)]
+
+    def team(self, name: str) -> TeamModel | None:
+        for client in self.clients:
+            for team in client.teams:
+                if team.name == name:
+                    return team
+        return None
+
+    def client_of(self, team_name: str) -> ClientModel | None:
+        for client in self.clients:
+            if any(t.name == team_name for t in client.teams):
+                return client
+        return None
+
+    def client(self, name: str) -> ClientModel | None:
+        return next((c for c in self.clients if c.name == name), None)
+
+
+def _format_loc(loc: tuple, data: dict) -> str:
+    """Turn pydantic's location into the TOML key a person would look for: clients[0].teams[1].x"""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def load_config(path: str | os.PathLike | None) -> Config:
+    """Read and validate the TOML file. Errors name the file, the key and the problem."""
+    if path is None:
+        return Config(path=None)
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the configuration file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        model = FileModel.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = _format_loc(err["loc"], data)
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{p}: {key}: {msg}")
+        raise ConfigError("\n".join(problems)) from None
+
+    sources: dict[tuple[str, str], Source] = {}
+    for client in model.clients:
+        for team in client.teams:
+            for gh in team.github:
+                sources[("github", gh.repo.lower())] = Source(
+                    "github",
+                    gh.repo,
+                    team.name,
+                    client.name,
+                    team.timezone,
+                    gh.secret_env,
+                    gh.hook_id,
+                )
+            for jp in team.jira:
+                sources[("jira", jp.project)] = Source(
+                    "jira", jp.project, team.name, client.name, team.timezone, jp.secret_env
+                )
+    return Config(path=str(p), clients=tuple(model.clients), _sources=sources)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process settings. Secrets are not copied here; they are read from the environment on use."""
+
+    database_url: str
+    redis_url: str
+    config: Config
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    queue_name: str = "trackrecord"
+    jira_allow_unsigned: bool = False
+    relay_min_age_seconds: float = 30.0
+    max_attempts: int = 5
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        cfg_path = env.get("TRACKRECORD_CONFIG") or None
+        try:
+            max_body = int(env.get("TRACKRECORD_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+        except ValueError:
+            raise ConfigError("TRACKRECORD_MAX_BODY_BYTES: not a whole number") from None
+        return cls(
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            config=load_config(cfg_path),
+            max_body_bytes=max_body,
+            queue_name=env.get("TRACKRECORD_QUEUE", "trackrecord"),
+            jira_allow_unsigned=env.get("TRACKRECORD_JIRA_ALLOW_UNSIGNED", "") in ("1", "true"),
+        )
+
+
+def secret_for(kind: str, source: Source | None, env: dict[str, str] | None = None) -> str | None:
+    """The webhook secret for a source: its own variable if it names one, else the global one."""
+    env = os.environ if env is None else env
+    default_var = "GITHUB_WEBHOOK_SECRET" if kind == "github" else "JIRA_WEBHOOK_SECRET"
+    var = (source.secret_env if source else None) or default_var
+    return env.get(var) or None

@@ -1,0 +1,53 @@
+"""Long-running processes: the RQ worker and the cron scheduler."""
+
+from __future__ import annotations
+
+from rq import Worker
+
+from trackrecord.config import Settings
+from trackrecord.logs import get_logger
+from trackrecord.queue import get_queue, redis_from_url
+
+log = get_logger("workers.runner")
+
+RELAY_EVERY_SECONDS = 60
+
+
+class TrackrecordWorker(Worker):
+    """An RQ worker that also relays: after RQ's own registry clean-up (which retries or fails
+    jobs whose worker died), it re-enqueues deliveries Redis lost or never had."""
+
+    def run_maintenance_tasks(self):
+        super().run_maintenance_tasks()
+        _relay_quietly(min_age_seconds=None)
+
+
+def _relay_quietly(min_age_seconds: float | None) -> None:
+    from workers.relay import relay_pending
+
+    try:
+        relay_pending(min_age_seconds=min_age_seconds)
+    except Exception as exc:  # a relay failure must never stop the worker
+        log.warning("relay.failed", error=type(exc).__name__, detail=str(exc)[:200])
+
+
+def run_worker(settings: Settings, *, burst: bool = False) -> bool:
+    redis = redis_from_url(settings.redis_url)
+    queue = get_queue(redis, settings.queue_name)
+    # At start: anything stored while no worker (or no Redis) was around goes on the queue.
+    _relay_quietly(min_age_seconds=0)
+    worker = TrackrecordWorker([queue], connection=redis, maintenance_interval=120)
+    return worker.work(burst=burst, with_scheduler=True)
+
+
+def run_scheduler(settings: Settings) -> None:
+    from rq.cron import CronScheduler
+
+    from workers.reconcile import reconcile_all
+    from workers.relay import relay_pending
+
+    redis = redis_from_url(settings.redis_url)
+    cron = CronScheduler(connection=redis)
+    cron.register(relay_pending, queue_name=settings.queue_name, interval=RELAY_EVERY_SECONDS)
+    cron.register(reconcile_all, queue_name=settings.queue_name, cron="17 * * * *")
+    cron.start()
