@@ -1,0 +1,52 @@
+"""What became of a commitment: the vocabulary shared by the ledger rules and the figures.
+
+`Commitment` is the input row of the figures (`ledger.metrics`, `ledger.trust`). It is a plain
+value so that the figures stay pure: the caller reads the ledger, chooses which promise to judge
+(first or latest) and hands over these rows.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    EARLY = "early"
+    ON_TIME = "on_time"
+    LATE = "late"
+    MISSED = "missed"
+    DROPPED = "dropped"
+    DESCOPED = "descoped"
+    PENDING = "pending"
+
+
+# Frozen so that no caller can widen the definition of a kept promise by accident.
+KEPT = frozenset({Outcome.EARLY, Outcome.ON_TIME})
+BROKEN = frozenset({Outcome.LATE, Outcome.MISSED, Outcome.DROPPED})
+DELIVERED = frozenset({Outcome.EARLY, Outcome.ON_TIME, Outcome.LATE})
+# Descoped is settled in the ledger's sense too, but it is neither kept nor broken, so the
+# figures never count it as due.
+SETTLED = KEPT | BROKEN
+
+
+@dataclass(frozen=True, slots=True)
+class Commitment:
+    key: str
+    team: str
+    # The promise judged against, already chosen (first or latest) by the caller.
+    promised_date: date
+    # When the promise was made, tz-aware UTC.
+    promised_at: datetime | None
+    outcome: Outcome
+    # UTC; for a missed commitment this is its deadline, not the moment someone noticed.
+    settled_at: datetime | None
+    delivered_at: datetime | None
+    # Late deliveries only.
+    slip_days: int | None
+    small: bool = False
+    excluded: bool = False
+
+    @property
+    def settlement_time(self) -> datetime | None:
+        """When the commitment was settled; a delivery settles it even if settled_at is unset."""
+        return self.settled_at if self.settled_at is not None else self.delivered_at

@@ -1,0 +1,316 @@
+"""The track-record figures against a ledger computed by hand (the worked example of
+docs/metrics.md), plus the edge cases of each figure. No database, no Redis."""
+
+import dataclasses
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ledger.metrics import (
+    first_win_days,
+    month_starts,
+    outcome_counts,
+    percentile,
+    ratios,
+    settlement_order,
+    streaks,
+    track_record,
+)
+from ledger.outcomes import Commitment, Outcome
+
+E, T, L = Outcome.EARLY, Outcome.ON_TIME, Outcome.LATE
+M, D, S, P = Outcome.MISSED, Outcome.DROPPED, Outcome.DESCOPED, Outcome.PENDING
+
+
+def at(month: int, day: int, hour: int = 0) -> datetime:
+    return datetime(2024, month, day, hour, tzinfo=UTC)
+
+
+def row(key, outcome, promised, *, made=None, settled=None, delivered=None, slip=None, **kw):
+    """A commitment of team core in 2024; a delivery settles it unless told otherwise."""
+    return Commitment(
+        key=key,
+        team="core",
+        promised_date=date(2024, *promised),
+        promised_at=made,
+        outcome=outcome,
+        settled_at=settled if settled is not None else delivered,
+        delivered_at=delivered,
+        slip_days=slip,
+        **kw,
+    )
+
+
+# The worked example of docs/metrics.md. Missed commitments settle at their deadline, taken in
+# this example as the end of the promised day (UTC midnight after it).
+LEDGER = [
+    row("H1", E, (4, 15), made=at(4, 1, 12), delivered=at(4, 11, 12)),
+    row("H2", T, (5, 10), made=at(4, 20), delivered=at(5, 10, 12)),
+    row("C1", T, (6, 5), made=at(5, 20, 12), delivered=at(6, 5, 12), small=True),
+    row("C2", L, (6, 4), made=at(5, 29, 12), delivered=at(6, 7, 12), slip=3, small=True),
+    row("C3", M, (6, 9), made=at(5, 30), settled=at(6, 10)),
+    row("C4", L, (6, 5), made=at(6, 1), delivered=at(6, 11), slip=6),
+    row("C5", D, (6, 25), made=at(6, 2), settled=at(6, 12, 12)),
+    row("C6", E, (6, 24), made=at(6, 3), delivered=at(6, 14)),
+    row("C7", E, (6, 18), made=at(6, 4), delivered=at(6, 17, 12)),
+    row("C8", S, (6, 20), made=at(6, 5), settled=at(6, 15), small=True),
+    row("C9", P, (6, 28), made=at(6, 10)),
+    row("C10", M, (6, 14), made=at(6, 1), settled=at(6, 15), excluded=True),
+]
+AS_OF = at(6, 26)
+
+
+@pytest.fixture
+def record():
+    return track_record(
+        LEDGER,
+        period_from=date(2024, 6, 1),
+        period_to=date(2024, 6, 30),
+        as_of=AS_OF,
+        unpromised_deliveries=4,
+        first_response_hours=[0.5, 2.0, 3.0, 26.0],
+    )
+
+
+def test_worked_example_counts(record):
+    # June by promised date: C1..C10. C10 is excluded; C8 descoped; C9 still open before its
+    # deadline. Due = the settled ones C1..C7 = 7.
+    assert record["commitments_due"] == 7
+    assert record["pending"] == 1  # C9
+    assert record["delivered_early"] == 2  # C6, C7
+    assert record["delivered_on_time"] == 1  # C1
+    assert record["delivered_late"] == 2  # C2, C4
+    assert record["missed"] == 1  # C3 (C10 is excluded)
+    assert record["dropped"] == 1  # C5
+    assert record["descoped"] == 1  # C8
+    assert record["excluded"] == 1  # C10
+
+
+def test_worked_example_ratios(record):
+    # kept = early + on time = 3 of 7 due; delivered = 3 kept + 2 late = 5 of 7.
+    assert record["on_time_rate"] == pytest.approx(3 / 7)
+    assert record["say_do_ratio"] == pytest.approx(5 / 7)
+
+
+def test_worked_example_slip(record):
+    # Slips of the late deliveries: C2 = 3, C4 = 6. Median = (3 + 6) / 2 = 4.5; p90 by linear
+    # interpolation sits at position (2 - 1) * 0.9 = 0.9: 3 + 0.9 * (6 - 3) = 5.7.
+    assert record["slip_days_median"] == pytest.approx(4.5)
+    assert record["slip_days_p90"] == pytest.approx(5.7)
+
+
+def test_worked_example_streaks(record):
+    # By settlement time (C8 descoped, C9 pending, C10 excluded are skipped):
+    # H1 K 04-11, H2 K 05-10, C1 K 06-05 | C2 late 06-07, C3 missed 06-10 (its deadline),
+    # C4 late 06-11, C5 dropped 06-12 | C6 K 06-14, C7 K 06-17.
+    # Longest run = H1, H2, C1 = 3; the run at the end = C6, C7 = 2.
+    assert record["streak_current"] == 2
+    assert record["streak_longest"] == 3
+
+
+def test_worked_example_streak_needs_the_miss_at_its_deadline():
+    # Had C3's miss been stamped when it was noticed (as_of, 06-26) instead of at its deadline,
+    # it would come after C6 and C7 and the current streak would be 0, as docs/metrics.md says.
+    noticed = [dataclasses.replace(c, settled_at=AS_OF) if c.key == "C3" else c for c in LEDGER]
+    assert streaks(settlement_order(noticed, until=at(7, 1))) == (0, 3)
+
+
+def test_worked_example_small_wins_and_times(record):
+    # Small deliveries in June: C1 (on time) and C2 (late); C8 is small but descoped.
+    assert record["small_wins"] == 2
+    assert record["unpromised_deliveries"] == 4
+    # [0.5, 2, 3, 26]: median = (2 + 3) / 2.
+    assert record["first_response_hours_median"] == pytest.approx(2.5)
+    # Lead times of June's deliveries, promise made -> delivered:
+    # C1 05-20 12h -> 06-05 12h = 16; C2 05-29 12h -> 06-07 12h = 9; C4 06-01 -> 06-11 = 10;
+    # C6 06-03 -> 06-14 = 11; C7 06-04 -> 06-17 12h = 13.5. Sorted 9, 10, 11, 13.5, 16: median 11.
+    assert record["lead_time_days_median"] == pytest.approx(11.0)
+    # First promise H1 made 04-01 12h, first kept delivery H1 on 04-11 12h: 10 days.
+    assert record["first_win_days"] == pytest.approx(10.0)
+
+
+def test_worked_example_trust(record):
+    # Ages at 06-26 00h and weights 0.5 ** (age / 90), by hand:
+    # kept   H1 75.5 d 0.5591, H2 46.5 d 0.6990, C1 20.5 d 0.8539, C6 12 d 0.9117, C7 8.5 d 0.9366
+    # broken C2 18.5 d 0.8672, C3 16 d 0.8841, C4 15 d 0.8909, C5 13.5 d 0.9013
+    # alpha = 1 + 3.9604 = 4.9604, beta = 1 + 3.5434 = 4.5434, mean = 4.9604 / 9.5038 = 0.5219.
+    # Quantiles of Beta(4.9604, 4.5434), worked out once with beta.ppf outside ledger/:
+    # 0.2650 and 0.7733.
+    trust = record["trust_score"]
+    assert set(trust) == {"estimate", "low", "high"}
+    assert trust["estimate"] == pytest.approx(0.5219, abs=1e-4)
+    assert trust["low"] == pytest.approx(0.2650, abs=1e-4)
+    assert trust["high"] == pytest.approx(0.7733, abs=1e-4)
+
+
+def test_worked_example_months(record):
+    months = record["months"]
+    # Twelve calendar months ending with June 2024.
+    assert [m["month"] for m in months][:2] == ["2023-07", "2023-08"]
+    assert months[-1]["month"] == "2024-06"
+    assert len(months) == 12
+    by_month = {m["month"]: m for m in months}
+    # April: H1 early. May: H2 on time. June: the same counts as the period.
+    assert by_month["2024-04"]["delivered_early"] == 1
+    assert by_month["2024-04"]["on_time_rate"] == 1.0
+    assert by_month["2024-05"]["delivered_on_time"] == 1
+    assert by_month["2024-05"]["say_do_ratio"] == 1.0
+    assert by_month["2024-06"]["commitments_due"] == 7
+    assert by_month["2024-06"]["on_time_rate"] == pytest.approx(3 / 7)
+    assert by_month["2024-06"]["say_do_ratio"] == pytest.approx(5 / 7)
+    assert by_month["2023-12"]["commitments_due"] == 0
+    assert by_month["2023-12"]["on_time_rate"] is None
+
+
+def test_record_has_exactly_the_issue_fields(record):
+    issue_fields = {
+        "commitments_due", "pending", "delivered_early", "delivered_on_time", "delivered_late",
+        "missed", "dropped", "descoped", "on_time_rate", "say_do_ratio", "slip_days_median",
+        "slip_days_p90", "streak_current", "streak_longest", "small_wins",
+        "unpromised_deliveries", "first_response_hours_median", "lead_time_days_median",
+        "first_win_days", "trust_score", "months",
+    }  # fmt: skip
+    assert set(record) == issue_fields | {"excluded"}
+
+
+def test_empty_period_gives_null_ratios_and_percentiles():
+    # Nothing promised in January 2024: every count 0, every ratio and median null; the streak
+    # and trust still come from the history up to then (none settled by 01-31 here).
+    record = track_record(
+        LEDGER, period_from=date(2024, 1, 1), period_to=date(2024, 1, 31), as_of=at(2, 1)
+    )
+    assert record["commitments_due"] == 0
+    assert record["on_time_rate"] is None
+    assert record["say_do_ratio"] is None
+    assert record["slip_days_median"] is None
+    assert record["slip_days_p90"] is None
+    assert record["lead_time_days_median"] is None
+    assert record["first_response_hours_median"] is None
+    assert record["first_win_days"] is None
+    assert (record["streak_current"], record["streak_longest"]) == (0, 0)
+    assert record["trust_score"] == pytest.approx({"estimate": 0.5, "low": 0.05, "high": 0.95})
+
+
+def test_only_pending_and_descoped_is_not_due():
+    rows = [row("a", P, (6, 28)), row("b", S, (6, 20), settled=at(6, 1))]
+    counts = outcome_counts(rows)
+    assert counts["commitments_due"] == 0
+    assert (counts["pending"], counts["descoped"]) == (1, 1)
+    assert ratios(counts) == {"on_time_rate": None, "say_do_ratio": None}
+
+
+def test_excluded_commitments_are_ignored_everywhere():
+    # The same ledger plus a recent excluded late delivery and an excluded earlier promise:
+    # if either counted, the counts, slips, streak, first win and trust would all move.
+    extra = [
+        row("X1", L, (6, 20), made=at(6, 1), delivered=at(6, 25), slip=5, small=True,
+            excluded=True),
+        row("X2", E, (6, 2), made=at(3, 1), delivered=at(3, 2), excluded=True),
+    ]  # fmt: skip
+    kwargs = dict(period_from=date(2024, 6, 1), period_to=date(2024, 6, 30), as_of=AS_OF)
+    with_excluded = track_record(LEDGER + extra, **kwargs)
+    without = track_record(LEDGER, **kwargs)
+    assert with_excluded["excluded"] == without["excluded"] + 2
+    assert with_excluded["months"][-1]["excluded"] == without["months"][-1]["excluded"] + 2
+    for record in (with_excluded, without):
+        del record["excluded"]
+        for month in record["months"]:
+            del month["excluded"]
+    assert with_excluded == without
+
+
+def test_streak_orders_by_settlement_not_promised_date():
+    # "a" was promised for 06-10 but delivered late on 06-20; "b" was promised for 06-15 and
+    # delivered early on 06-12. By promised date the late one comes first and the run at the
+    # end is 1; by settlement the late one comes last and ends the run.
+    rows = [
+        row("a", L, (6, 10), delivered=at(6, 20), slip=10),
+        row("b", E, (6, 15), delivered=at(6, 12)),
+    ]
+    assert settlement_order(rows, until=at(7, 1)) == [E, L]
+    assert streaks(settlement_order(rows, until=at(7, 1))) == (0, 1)
+
+
+def test_a_miss_settles_at_its_deadline():
+    # "m" was never delivered; its deadline (end of 06-05) passed before "k1" and "k2" were
+    # delivered, so the miss sits before them and the current streak is 2, not 0.
+    rows = [
+        row("m", M, (6, 5), settled=at(6, 6)),
+        row("k1", T, (6, 10), delivered=at(6, 10, 9)),
+        row("k2", E, (6, 20), delivered=at(6, 18)),
+    ]
+    assert streaks(settlement_order(rows, until=at(7, 1))) == (2, 2)
+
+
+def test_streak_stops_at_the_end_of_the_period():
+    # The miss settles on 07-02, after the period [06-01, 06-30]: it is not in June's streak,
+    # but it is in July's.
+    rows = [
+        row("k", E, (6, 20), delivered=at(6, 18)),
+        row("m", M, (7, 1), settled=at(7, 2)),
+    ]
+    june = track_record(rows, period_from=date(2024, 6, 1), period_to=date(2024, 6, 30),
+                        as_of=at(7, 1))  # fmt: skip
+    july = track_record(rows, period_from=date(2024, 7, 1), period_to=date(2024, 7, 31),
+                        as_of=at(8, 1))  # fmt: skip
+    assert (june["streak_current"], june["streak_longest"]) == (1, 1)
+    assert (july["streak_current"], july["streak_longest"]) == (0, 1)
+
+
+def test_a_miss_on_the_last_day_of_the_period_is_in_its_streak():
+    # Deadline at the end of 06-30 = 07-01 00:00, which is the end of the period itself.
+    rows = [row("k", E, (6, 20), delivered=at(6, 18)), row("m", M, (6, 30), settled=at(7, 1))]
+    record = track_record(rows, period_from=date(2024, 6, 1), period_to=date(2024, 6, 30),
+                          as_of=at(7, 1))  # fmt: skip
+    assert record["streak_current"] == 0
+
+
+def test_the_period_ends_at_the_teams_midnight():
+    # A team in New York (UTC-4 in June): its miss on 06-30 settles at its deadline, 07-01 00:00
+    # local = 04:00 UTC, after the UTC end of June but within the team's June.
+    new_york = ZoneInfo("America/New_York")
+    deadline = datetime(2024, 7, 1, tzinfo=new_york)
+    rows = [row("k", E, (6, 20), delivered=at(6, 18)), row("m", M, (6, 30), settled=deadline)]
+    june = dict(period_from=date(2024, 6, 1), period_to=date(2024, 6, 30), as_of=at(7, 2))
+    assert track_record(rows, **june)["streak_current"] == 1
+    assert track_record(rows, **june, tz=new_york)["streak_current"] == 0
+
+
+def test_streaks_skip_descoped_and_pending():
+    assert streaks([E, S, T, P, E]) == (3, 3)
+    assert streaks([E, E, D, T, M, E]) == (1, 2)
+    assert streaks([]) == (0, 0)
+
+
+def test_percentile_is_linear_interpolation():
+    # Ten values 1..10: p90 at position 9 * 0.9 = 8.1 -> 9 + 0.1 * (10 - 9) = 9.1
+    # (nearest rank would say 9); median at 4.5 -> 5.5.
+    values = list(range(1, 11))
+    assert percentile(values, 0.9) == pytest.approx(9.1)
+    assert percentile(values, 0.5) == pytest.approx(5.5)
+    assert percentile([7], 0.9) == 7.0
+    assert percentile([], 0.9) is None
+    with pytest.raises(ValueError):
+        percentile(values, 1.5)
+
+
+def test_first_win_needs_a_kept_delivery():
+    rows = [
+        row("late", L, (6, 5), made=at(6, 1), delivered=at(6, 7), slip=2),
+        row("kept", T, (6, 20), made=at(6, 10), delivered=at(6, 20, 12)),
+    ]
+    # First promise 06-01 00h, first kept delivery 06-20 12h: 19.5 days; the late one is no win.
+    assert first_win_days(rows, until=at(7, 1)) == pytest.approx(19.5)
+    assert first_win_days(rows, until=at(6, 15)) is None
+
+
+def test_month_starts_cross_the_year():
+    assert month_starts(date(2024, 2, 29), 3) == [date(2023, 12, 1), date(2024, 1, 1),
+                                                  date(2024, 2, 1)]  # fmt: skip
+    assert month_starts(date(2024, 2, 29), 0) == []
+
+
+def test_bad_period_is_rejected():
+    with pytest.raises(ValueError):
+        track_record([], period_from=date(2024, 7, 1), period_to=date(2024, 6, 1), as_of=AS_OF)
