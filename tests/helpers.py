@@ -42,3 +42,56 @@ def event_of(fixture_name: str) -> str:
 
 def json_of(name: str) -> dict:
     return json.loads(fixture_bytes(name))
+
+
+class RedisServer:
+    """A private redis-server the test may stop and start, with no persistence at all, like a
+    Redis restarted from nothing. (The shared one must not be stopped under other tests.)"""
+
+    def __init__(self, tmp_path: Path):
+        import port_for
+
+        self.port = port_for.select_random()
+        self.dir = tmp_path
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        import shutil
+        import subprocess
+        import time
+
+        from redis import Redis
+
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        args = [
+            exe,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.dir),
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                Redis.from_url(self.url, socket_connect_timeout=0.2).ping()
+                return self
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import structlog
 from flask import Flask, jsonify
 from redis import Redis
 from rq import Queue
@@ -12,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from trackrecord.config import Settings
 from trackrecord.db import session_factory
+from trackrecord.logs import configure
 from trackrecord.queue import get_queue, redis_from_url
 
 
@@ -35,6 +37,8 @@ class Services:
 def create_app(settings: Settings | None = None) -> Flask:
     from webhook_app import github, health, intake, jira
 
+    if not structlog.is_configured():
+        configure()
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.extensions["trackrecord"] = Services(settings, session_factory(settings.database_url))
