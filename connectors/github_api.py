@@ -19,9 +19,10 @@ class GithubNotConfigured(RuntimeError):
 
 
 def _retry() -> GithubRetry:
-    # GithubRetry waits for the reset GitHub announces on a rate-limit 403/429 and backs off on
-    # 5xx answers; the total bounds how long one call may keep a worker busy.
-    return GithubRetry(total=6, backoff_factor=0.5)
+    # GithubRetry waits for the reset GitHub announces on a rate-limit 403 and backs off on 5xx;
+    # 429 is added so a Retry-After on it is honoured too. The total bounds how long one call
+    # may keep a worker busy.
+    return GithubRetry(total=6, backoff_factor=0.5, status_forcelist=[429, *range(500, 600)])
 
 
 def api_url(env=None) -> str:
@@ -34,7 +35,7 @@ def github_client(repo_full_name: str | None = None, env=None) -> Github:
     base = api_url(env)
     token = env.get("GITHUB_TOKEN")
     if token:
-        return Github(auth=Auth.Token(token), base_url=base, retry=_retry(), per_page=100)
+        return Github(auth=Auth.Token(token), base_url=base, retry=_retry(), per_page=100, lazy=True)
     app_id, key_path = env.get("GITHUB_APP_ID"), env.get("GITHUB_APP_PRIVATE_KEY")
     if app_id and key_path:
         app_auth = Auth.AppAuth(int(app_id), Path(key_path).read_text())
@@ -48,6 +49,7 @@ def github_client(repo_full_name: str | None = None, env=None) -> Github:
             base_url=base,
             retry=_retry(),
             per_page=100,
+            lazy=True,
         )
     raise GithubNotConfigured(
         "set GITHUB_TOKEN, or GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY, to reach the GitHub API"

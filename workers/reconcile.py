@@ -58,7 +58,7 @@ def reconcile_source(kind: str, key: str) -> dict:
         since = since.replace(tzinfo=UTC)
 
     gh = github_client(key)
-    repo = gh.get_repo(key, lazy=True)
+    repo = gh.get_repo(key)
     succeeded: set[str] = set()
     failed: dict[str, int] = {}
     # Newest first: a GUID that later succeeded (a manual redelivery) needs nothing.

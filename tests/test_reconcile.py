@@ -1,0 +1,108 @@
+"""Reconciliation asks a (local stand-in for the) GitHub API, through the real PyGithub client,
+to redeliver exactly the deliveries that failed and never arrived."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from werkzeug import Response
+
+from tests.helpers import fixture_bytes, github_headers
+from trackrecord.cli import main as cli
+
+HOOK = 4242
+REPO = "Codertocat/Hello-World"
+BASE = f"/repos/{REPO}/hooks/{HOOK}/deliveries"
+
+
+def summary(id_, guid, code, event="issues", at="2099-01-01T10:00:00Z"):
+    return {
+        "id": id_,
+        "guid": guid,
+        "delivered_at": at,
+        "redelivery": False,
+        "duration": 0.3,
+        "status": "OK" if code < 300 else "Invalid HTTP Response: 502",
+        "status_code": code,
+        "event": event,
+        "action": "opened",
+        "installation_id": None,
+        "repository_id": 1,
+    }
+
+
+@pytest.fixture
+def hooked_config(config_path, monkeypatch, httpserver):
+    text = config_path.read_text().replace(
+        'github = ["Codertocat/Hello-World", "Pritesh-30/test-repo"]',
+        f'github = [{{ repo = "{REPO}", hook_id = {HOOK} }}, "Pritesh-30/test-repo"]',
+    )
+    config_path.write_text(text)
+    monkeypatch.setenv("GITHUB_API_URL", httpserver.url_for("/").rstrip("/"))
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_test_token_value")
+    return config_path
+
+
+def test_failed_deliveries_are_redelivered_once(env, hooked_config, client, httpserver, capsys):
+    # One delivery already reached us (stored) even though GitHub logged a failure for it.
+    body = fixture_bytes("github/issues.opened.json")
+    client.post("/webhooks/github", data=body, headers=github_headers("issues", body, "guid-E"))
+
+    page = [
+        summary(7, "guid-C", 200),  # newest first: C was redelivered by hand and succeeded
+        summary(6, "guid-A", 502),  # failed -> redeliver
+        summary(5, "guid-C", 502),
+        summary(4, "guid-D", 500, event="push"),  # an event we do not handle -> leave it
+        summary(3, "guid-E", 502),  # we have it -> leave it
+        summary(2, "guid-B", 200),
+        summary(1, "guid-F", 502, at="2000-01-01T00:00:00Z"),  # older than the lookback
+    ]
+    # GitHub answers 500 once, then the page: the client's retry rides over it.
+    httpserver.expect_ordered_request(BASE, method="GET").respond_with_data("oops", status=500)
+    httpserver.expect_ordered_request(BASE, method="GET").respond_with_json(page)
+    # The redelivery request is rate limited once (429 + Retry-After), then accepted.
+    httpserver.expect_ordered_request(f"{BASE}/6/attempts", method="POST").respond_with_response(
+        Response(
+            json.dumps({"message": "slow down"}),
+            status=429,
+            headers={"Retry-After": "1"},
+            content_type="application/json",
+        )
+    )
+    httpserver.expect_ordered_request(f"{BASE}/6/attempts", method="POST").respond_with_json(
+        {}, status=202
+    )
+
+    result = CliRunner().invoke(cli, ["reconcile"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1]) == {
+        REPO: {"redelivered": 1, "failed_seen": 2}
+    }
+    httpserver.check_assertions()
+    posts = [r for r, _ in httpserver.log if r.method == "POST"]
+    assert [p.path for p in posts] == [f"{BASE}/6/attempts"] * 2
+    assert all(p.headers["Authorization"] == "token ghp_test_token_value" for p in posts)
+    logged = capsys.readouterr()
+    assert "ghp_test_token_value" not in logged.out + logged.err
+
+
+def test_second_run_looks_back_only_to_the_last_good_sync(env, hooked_config, httpserver):
+    httpserver.expect_request(BASE, method="GET").respond_with_json([])
+    first = CliRunner().invoke(cli, ["reconcile", REPO])
+    assert json.loads(first.output.strip().splitlines()[-1]) == {"redelivered": 0, "failed_seen": 0}
+    # A failure stamped before the last run was seen by it already and is not redelivered twice.
+    httpserver.clear()
+    httpserver.expect_request(BASE, method="GET").respond_with_json(
+        [summary(9, "guid-old", 502, at="2001-01-01T00:00:00Z")]
+    )
+    second = CliRunner().invoke(cli, ["reconcile", REPO])
+    assert json.loads(second.output.strip().splitlines()[-1])["redelivered"] == 0
+    assert not [r for r, _ in httpserver.log if r.method == "POST"]
+
+
+def test_without_credentials_reconcile_says_what_is_missing(env, hooked_config, monkeypatch):
+    monkeypatch.delenv("GITHUB_TOKEN")
+    result = CliRunner().invoke(cli, ["reconcile"])
+    assert "set GITHUB_TOKEN" in result.output
