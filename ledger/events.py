@@ -1,0 +1,123 @@
+"""Domain events: the only shape the ledger rules ever see.
+
+Connectors turn GitHub and Jira payloads into these; the fold in `ledger.rules` turns a set of
+them into an item's state. Nothing here knows about a platform.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import astuple, dataclass, replace
+from datetime import UTC, date, datetime
+from enum import StrEnum
+
+
+class EventKind(StrEnum):
+    OPENED = "opened"
+    # Title, size or links changed; carries a snapshot of the item and nothing else.
+    UPDATED = "updated"
+    # One kind for first promise and re-promise: whether a date is a re-promise depends on what
+    # came before it in event time, which only the fold knows once events are sorted.
+    PROMISE_SET = "promise_set"
+    DESCOPED = "descoped"
+    DELIVERED = "delivered"
+    DROPPED = "dropped"
+    REOPENED = "reopened"
+    COMMENTED = "commented"
+    DELETED = "deleted"
+    # Keyed by the milestone (or Jira version/sprint), not by an item: the payload does not say
+    # which items are in it, so persistence fans it out with `DomainEvent.retarget`.
+    MILESTONE_DUE_CHANGED = "milestone_due_changed"
+
+
+# Platforms stamp related events with the same second (GitHub's `updated_at` has no
+# fractions); within one second the item's life order is the only safe tie-break.
+RANK: dict[EventKind, int] = {
+    EventKind.OPENED: 0,
+    EventKind.UPDATED: 1,
+    EventKind.PROMISE_SET: 2,
+    EventKind.MILESTONE_DUE_CHANGED: 2,
+    EventKind.DESCOPED: 3,
+    EventKind.DELIVERED: 4,
+    EventKind.DROPPED: 4,
+    EventKind.REOPENED: 5,
+    EventKind.COMMENTED: 6,
+    EventKind.DELETED: 7,
+}
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """Something that happened to one item (or one milestone) at a point in event time.
+
+    `title`, `size`, `story_points` and `item_type` describe the item as the payload showed it
+    at `at`; `snapshot` is False when the event was derived for another item and so says
+    nothing about this one's attributes.
+    """
+
+    source: str  # "github" | "jira"
+    item_key: str  # "github:owner/repo#12", "jira:PLAT-7", or a milestone key
+    kind: EventKind
+    at: datetime  # tz-aware UTC, whole seconds
+    promised_date: date | None = None
+    resolution: str | None = None
+    size: str | None = None
+    story_points: float | None = None
+    links: tuple[str, ...] = ()
+    actor: str | None = None
+    title: str | None = None
+    item_type: str | None = None  # "issue" | "pull_request" | "jira"
+    scope: str | None = None  # milestone / fix version / sprint key the promise came from
+    snapshot: bool = True
+
+    def __post_init__(self) -> None:
+        if self.at.tzinfo is None:
+            raise ValueError(f"event time must be tz-aware: {self.at!r}")
+        # One representation per instant, so the content id does not depend on which tzinfo
+        # object a connector used; fractions go because ties within a second are broken by
+        # rank, and GitHub only has whole seconds anyway.
+        object.__setattr__(self, "at", self.at.astimezone(UTC).replace(microsecond=0))
+
+    @property
+    def rank(self) -> int:
+        return RANK[self.kind]
+
+    @property
+    def event_id(self) -> str:
+        """Stable id from the content, so a redelivered webhook dedupes to the same event."""
+        raw = repr(astuple(self)).encode()
+        return hashlib.sha256(raw).hexdigest()[:32]
+
+    @property
+    def sort_key(self) -> tuple[datetime, int, str]:
+        return (self.at, self.rank, self.event_id)
+
+    def retarget(self, item_key: str) -> DomainEvent:
+        """The same happening applied to another item (milestone fan-out, linked delivery)."""
+        return replace(
+            self,
+            item_key=item_key,
+            title=None,
+            size=None,
+            story_points=None,
+            item_type=None,
+            snapshot=False,
+        )
+
+
+def linked_deliveries(event: DomainEvent) -> list[DomainEvent]:
+    """Deliveries a merged pull request makes on the items it names.
+
+    One promise, one row: the PR delivers the linked commitment at its own merge time instead
+    of counting as a second win. The back-link lets both views show the same delivery.
+    """
+    if event.kind is not EventKind.DELIVERED:
+        return []
+    return [
+        replace(
+            event.retarget(target),
+            resolution=f"linked:{event.item_key}",
+            links=(event.item_key,),
+        )
+        for target in event.links
+    ]
