@@ -18,6 +18,10 @@ class Outcome(StrEnum):
     DROPPED = "dropped"
     DESCOPED = "descoped"
     PENDING = "pending"
+    # Not commitments: completed with no promise. Counted as unpromised deliveries only.
+    UNPROMISED = "unpromised"
+    # Completed, unpromised, and names other items: its delivery belongs to them.
+    LINKED = "linked"
 
 
 # Frozen so that no caller can widen the definition of a kept promise by accident.

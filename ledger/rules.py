@@ -14,21 +14,9 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from ledger.events import DomainEvent, EventKind
+from ledger.outcomes import Outcome
 
 OPEN, DELIVERED, DROPPED = "open", "delivered", "dropped"
-
-
-class Outcome(StrEnum):
-    EARLY = "early"
-    ON_TIME = "on_time"
-    LATE = "late"
-    MISSED = "missed"
-    DROPPED = "dropped"
-    DESCOPED = "descoped"
-    PENDING = "pending"
-    UNPROMISED = "unpromised"
-    # Completed, unpromised, and names other items: its delivery belongs to them.
-    LINKED = "linked"
 
 
 class Judge(StrEnum):

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import ledger.tables  # noqa: F401  (registers the ledger's tables on Base.metadata)
 from trackrecord.db import make_engine
 from trackrecord.models import Base
 

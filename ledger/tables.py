@@ -1,0 +1,132 @@
+"""The ledger's tables: items as the platforms know them, the events seen for each, and one
+commitment row per item with its settlement, kept current by the worker.
+
+Figures are never stored as the only copy: they are derived from `commitments`, which is itself
+derived from `item_events` (the fold in ledger.rules), so everything can be recomputed.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from trackrecord.models import Base, utcnow
+
+
+class Item(Base):
+    """A GitHub issue or pull request, or a Jira issue: its current state."""
+
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # "github:owner/repo#12" or "jira:PLAT-7" (ledger.events item keys). A GitHub issue and
+    # pull request share one number space per repository, so one key covers both.
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    source: Mapped[str] = mapped_column(String(16))
+    source_key: Mapped[str] = mapped_column(String(255))  # owner/repo or Jira project key
+    team: Mapped[str] = mapped_column(String(128), index=True)
+    client: Mapped[str] = mapped_column(String(128))
+    item_type: Mapped[str | None] = mapped_column(String(32))
+    title: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_by: Mapped[str | None] = mapped_column(String(255))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    size: Mapped[str | None] = mapped_column(String(16))
+    story_points: Mapped[float | None] = mapped_column(Float)
+    scope: Mapped[str | None] = mapped_column(String(300), index=True)  # milestone/sprint/version
+    links: Mapped[list] = mapped_column(JSON, default=list)
+    first_response_seconds: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class ItemEvent(Base):
+    """Every domain event seen for an item, once (event_id is a hash of its content)."""
+
+    __tablename__ = "item_events"
+    __table_args__ = (UniqueConstraint("item_id", "event_id", name="uq_item_events_item_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict] = mapped_column(JSON)
+
+
+class Commitment(Base):
+    """What became of an item's promise (or of an unpromised win). One row per item."""
+
+    __tablename__ = "commitments"
+    __table_args__ = (
+        # One team's period is an index range: the cost does not grow with other teams' rows.
+        Index("ix_commitments_team_promised", "team", "promised_date"),
+        Index("ix_commitments_team_settled", "team", "settled_at"),
+        Index("ix_commitments_client_promised", "client", "promised_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), unique=True)
+    team: Mapped[str] = mapped_column(String(128))
+    client: Mapped[str] = mapped_column(String(128))
+    # The promise judged against (the team's on_time_basis: first or latest), and both ends.
+    promised_date: Mapped[date | None] = mapped_column(Date)
+    first_promised: Mapped[date | None] = mapped_column(Date)
+    latest_promised: Mapped[date | None] = mapped_column(Date)
+    promised_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # End of the promised day in the team's timezone: a pending row past it is a miss.
+    deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16))  # ledger.outcomes.Outcome
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    slip_days: Mapped[int | None] = mapped_column(Integer)
+    repromise_count: Mapped[int] = mapped_column(Integer, default=0)
+    small: Mapped[bool] = mapped_column(Boolean, default=False)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class PromiseChange(Base):
+    """Each promise, re-promise and withdrawal of an item, with its event time."""
+
+    __tablename__ = "promise_changes"
+    __table_args__ = (UniqueConstraint("item_id", "at", "seq", name="uq_promise_changes"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    promised_date: Mapped[date | None] = mapped_column(Date)  # None: withdrawn (descoped)
+    scope: Mapped[str | None] = mapped_column(String(300))
+
+
+class Exclusion(Base):
+    """A lead's audited exclusion of a commitment. Undoing keeps the row (who, when)."""
+
+    __tablename__ = "exclusions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    excluded_by: Mapped[str] = mapped_column(String(255))
+    excluded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    undone_by: Mapped[str | None] = mapped_column(String(255))
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
