@@ -8,6 +8,7 @@ pytest-redis / pytest-postgresql start a private server for the session.
 from __future__ import annotations
 
 import glob
+import os
 import shutil
 import socket
 import uuid
@@ -23,7 +24,9 @@ from trackrecord import migrate
 from trackrecord.config import Settings
 from trackrecord.db import dispose_all
 
-TEST_REDIS_DB = 9
+# A Redis db number per test session: two suites running at once on one machine (a developer
+# and CI, or parallel sessions) must not flush each other's queues.
+TEST_REDIS_DB = int(os.environ.get("TRACKRECORD_TEST_REDIS_DB", 1 + os.getpid() % 15))
 
 
 def _reachable(host: str, port: int) -> bool:
