@@ -45,8 +45,13 @@ def _pg_ctl() -> str | None:
 
 
 redis_own = redis_factories.redis_proc(port=None, executable=shutil.which("redis-server"))
-pg_shared = pg_factories.postgresql_noproc(host="127.0.0.1", port=5432, user="postgres")
-pg_own = pg_factories.postgresql_proc(port=None, executable=_pg_ctl())
+# Per-session database names, for the same reason as the Redis db number above.
+PG_TEST_DB = f"trackrecord_test_{os.getpid()}"
+PG_PORT = int(os.environ.get("TRACKRECORD_TEST_PG_PORT", 5432))
+pg_shared = pg_factories.postgresql_noproc(
+    host="127.0.0.1", port=PG_PORT, user="postgres", dbname=PG_TEST_DB
+)
+pg_own = pg_factories.postgresql_proc(port=None, executable=_pg_ctl(), dbname=PG_TEST_DB)
 pg_shared_db = pg_factories.postgresql("pg_shared")
 pg_own_db = pg_factories.postgresql("pg_own")
 
@@ -80,7 +85,7 @@ def redis_conn(redis_url) -> Redis:
 @pytest.fixture
 def postgres_url(request) -> str:
     """A fresh, empty PostgreSQL database for one test."""
-    name = "pg_shared_db" if _reachable("127.0.0.1", 5432) else "pg_own_db"
+    name = "pg_shared_db" if _reachable("127.0.0.1", PG_PORT) else "pg_own_db"
     conn = request.getfixturevalue(name)
     info = conn.info
     return f"postgresql+psycopg://{info.user}@{info.host}:{info.port}/{info.dbname}"
