@@ -35,7 +35,9 @@ def github_client(repo_full_name: str | None = None, env=None) -> Github:
     base = api_url(env)
     token = env.get("GITHUB_TOKEN")
     if token:
-        return Github(auth=Auth.Token(token), base_url=base, retry=_retry(), per_page=100, lazy=True)
+        return Github(
+            auth=Auth.Token(token), base_url=base, retry=_retry(), per_page=100, lazy=True
+        )
     app_id, key_path = env.get("GITHUB_APP_ID"), env.get("GITHUB_APP_PRIVATE_KEY")
     if app_id and key_path:
         app_auth = Auth.AppAuth(int(app_id), Path(key_path).read_text())
