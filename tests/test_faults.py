@@ -61,9 +61,10 @@ def statuses(url) -> list[tuple[str, int]]:
         return list(s.execute(select(Delivery.status, Delivery.attempts).order_by(Delivery.id)))
 
 
-def burst(url: str, queue_name: str) -> None:
+def burst(url: str, queue_name: str, with_scheduler: bool = False) -> None:
     conn = Redis.from_url(url)
-    TrackrecordWorker([Queue(queue_name, connection=conn)], connection=conn).work(burst=True)
+    worker = TrackrecordWorker([Queue(queue_name, connection=conn)], connection=conn)
+    worker.work(burst=True, with_scheduler=with_scheduler)
 
 
 def test_redis_down_deliveries_are_kept_then_relayed(own_redis):
@@ -175,7 +176,11 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(client, settings, re
     # periodically) retries the abandoned job; here that moment is brought forward.
     queue = Queue(settings.queue_name, connection=redis_conn)
     StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)
-    burst(settings.redis_url, settings.queue_name)
-    assert statuses(settings.database_url) == [("processed", 1)]
+    # The retry is scheduled after RQ's first retry interval; a worker's scheduler enqueues it.
+    deadline = time.monotonic() + 30
+    while statuses(settings.database_url) != [("processed", 1)]:
+        assert time.monotonic() < deadline, statuses(settings.database_url)
+        time.sleep(0.5)
+        burst(settings.redis_url, settings.queue_name, with_scheduler=True)
     with Session() as s:
         assert s.scalar(select(func.count()).select_from(Delivery)) == 1
