@@ -56,10 +56,13 @@ pg_shared_db = pg_factories.postgresql("pg_shared")
 pg_own_db = pg_factories.postgresql("pg_own")
 
 
+REDIS_PORT = int(os.environ.get("TRACKRECORD_TEST_REDIS_PORT", 6379))
+
+
 @pytest.fixture(scope="session")
 def redis_server(request) -> tuple[str, int]:
-    if _reachable("127.0.0.1", 6379):
-        return "127.0.0.1", 6379
+    if _reachable("127.0.0.1", REDIS_PORT):
+        return "127.0.0.1", REDIS_PORT
     proc = request.getfixturevalue("redis_own")
     return proc.host, int(proc.port)
 
@@ -85,7 +88,8 @@ def redis_conn(redis_url) -> Redis:
 @pytest.fixture
 def postgres_url(request) -> str:
     """A fresh, empty PostgreSQL database for one test."""
-    name = "pg_shared_db" if _reachable("127.0.0.1", PG_PORT) else "pg_own_db"
+    own = os.environ.get("TRACKRECORD_TEST_PG") == "own" or not _reachable("127.0.0.1", PG_PORT)
+    name = "pg_own_db" if own else "pg_shared_db"
     conn = request.getfixturevalue(name)
     info = conn.info
     return f"postgresql+psycopg://{info.user}@{info.host}:{info.port}/{info.dbname}"
