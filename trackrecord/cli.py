@@ -66,7 +66,7 @@ def worker(burst: bool) -> None:
     settings = _settings()
     from workers.runner import run_worker
 
-    sys.exit(0 if run_worker(settings, burst=burst) is not None else 1)
+    run_worker(settings, burst=burst)
 
 
 @main.command()
