@@ -229,7 +229,12 @@ def settle(
 
     if target is None:
         if state.status == DELIVERED:
-            return result(Outcome.LINKED if state.links else Outcome.UNPROMISED, state.closed_at)
+            # Only a pull request delivers other items; an issue it closed carries a link back
+            # to it, but that issue's own unpromised completion is still a win of its own.
+            delivers_others = state.item_type == "pull_request" and bool(state.links)
+            return result(
+                Outcome.LINKED if delivers_others else Outcome.UNPROMISED, state.closed_at
+            )
         if state.status == DROPPED:
             return result(Outcome.DROPPED, state.closed_at)
         return result(Outcome.PENDING, None)

@@ -68,6 +68,10 @@ class ItemEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     kind: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict] = mapped_column(JSON)
+    # The milestone/version/sprint a promise event names (0003): "every item that was ever in
+    # this scope" is then an index lookup, so a due-date change reaches items that have since
+    # moved on (the fold decides whether it applied at its event time).
+    scope: Mapped[str | None] = mapped_column(String(300), index=True)
 
 
 class Commitment(Base):
@@ -130,3 +134,38 @@ class Exclusion(Base):
     excluded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     undone_by: Mapped[str | None] = mapped_column(String(255))
     undone_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    undo_reason: Mapped[str | None] = mapped_column(Text)  # 0003: an undo is audited too
+
+
+class ScopeEvent(Base):
+    """A due-date change of a whole milestone, fix version or sprint (0003).
+
+    Kept by scope so that an item joining the scope later, or whose events arrive after the
+    change, still folds it in: fan-out alone would depend on arrival order.
+    """
+
+    __tablename__ = "scope_events"
+    __table_args__ = (UniqueConstraint("scope", "event_id", name="uq_scope_events_scope_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(300))
+    event_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[dict] = mapped_column(JSON)
+
+
+class TeamMember(Base):
+    """People seen acting as members of a team's repositories (0003), for first response.
+
+    Learned from GitHub's `author_association` (OWNER, MEMBER, COLLABORATOR) on the payloads
+    themselves, so no organisation API call and no hand-kept list is needed.
+    """
+
+    __tablename__ = "team_members"
+    __table_args__ = (UniqueConstraint("team", "source", "login", name="uq_team_members"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    team: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(16))
+    login: Mapped[str] = mapped_column(String(255))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

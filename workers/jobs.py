@@ -6,7 +6,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
+from connectors.github import normalize as github
+from connectors.jira import normalize as jira
+from ledger import store
 from trackrecord import payloads
+from trackrecord.config import Config
 from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, DeliveryStatus
 from workers import context
@@ -42,8 +46,39 @@ def process_delivery(delivery_row_id: int) -> str:
 
 
 def handle(session, row: Delivery, doc: dict) -> None:
-    """Hand the decoded payload to its connector. For now the parse is the whole job."""
-    return None
+    """Normalise the payload with its connector and apply the events to the ledger.
+
+    Runs inside process_delivery's transaction, so the claim and the ledger writes commit
+    together or not at all.
+    """
+    config = context.settings().config
+    source = config.source(row.source, row.source_key) if row.source_key else None
+    if row.source == "github" and source is not None:
+        events = github.normalize(row.event, doc, github_config(config))
+        store.remember_members(session, source.team, "github", github.team_logins(doc))
+    elif row.source == "jira" and (source is not None or row.source_key is None):
+        # Sprint and version events (no project key) are keyed by their scope; the store fans
+        # them out to the items that named it, whichever team owns them.
+        events = jira.normalize(doc)
+    else:
+        # The source was listed when the delivery arrived and is not any more.
+        log.warning("delivery.unknown_source", row=row.id, source=row.source, key=row.source_key)
+        return
+    if events:
+        store.apply_events(session, config, source, events)
+
+
+def github_config(config: Config) -> github.GithubConfig:
+    # Only configured Jira projects count as links: a bare KEY-123 pattern also matches words
+    # like UTF-8, and an unlisted project's issue has no team to belong to.
+    return github.GithubConfig(jira_projects=frozenset(s.key for s in config.sources("jira")))
+
+
+def settle_overdue_job() -> int:
+    """Scheduled: pending commitments past their deadline become missed without a new event."""
+    Session = context.sessions()
+    with Session() as session, session.begin():
+        return store.settle_overdue(session, datetime.now(UTC))
 
 
 def on_delivery_failure(job, connection, exc_type, exc_value, traceback) -> None:

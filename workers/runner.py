@@ -43,6 +43,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
 def run_scheduler(settings: Settings) -> None:
     from rq.cron import CronScheduler
 
+    from workers.jobs import settle_overdue_job
     from workers.reconcile import reconcile_all
     from workers.relay import relay_pending
 
@@ -50,4 +51,5 @@ def run_scheduler(settings: Settings) -> None:
     cron = CronScheduler(connection=redis)
     cron.register(relay_pending, queue_name=settings.queue_name, interval=RELAY_EVERY_SECONDS)
     cron.register(reconcile_all, queue_name=settings.queue_name, cron="17 * * * *")
+    cron.register(settle_overdue_job, queue_name=settings.queue_name, cron="*/15 * * * *")
     cron.start()

@@ -209,6 +209,27 @@ def milestone_changed(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
     ]
 
 
+# author_association values that make a person part of the team for first response.
+# https://docs.github.com/en/graphql/reference/enums#commentauthorassociation
+TEAM_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+
+
+def team_logins(payload: Payload) -> set[str]:
+    """Logins the payload itself shows as team: issue/PR author and comment author.
+
+    Each item's own payloads name the association of its opener and of every commenter, so an
+    item's first response needs no organisation API call and no hand-kept member list.
+    """
+    found: set[str] = set()
+    for key in ("issue", "pull_request", "comment"):
+        obj = payload.get(key)
+        if isinstance(obj, dict) and obj.get("author_association") in TEAM_ASSOCIATIONS:
+            login = (obj.get("user") or {}).get("login")
+            if login:
+                found.add(login)
+    return found
+
+
 Handler = Callable[[Payload, GithubConfig], list[DomainEvent]]
 
 ROUTES: dict[tuple[str, str], Handler] = {

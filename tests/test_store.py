@@ -1,0 +1,168 @@
+"""ledger.store on its own: hand-made domain events into a real database (SQLite and
+PostgreSQL), asserting on the rows."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.github import normalize as github
+from connectors.jira import normalize as jira
+from ledger import codec, store
+from ledger.events import DomainEvent, EventKind
+from ledger.tables import Commitment, Item, ItemEvent
+from tests.helpers import FIXTURES
+from tests.ledger_helpers import commitments, promise_changes
+from trackrecord.db import session_factory
+
+KEY = "github:Codertocat/Hello-World#1"
+M1 = "github:Codertocat/Hello-World/milestone/1"
+M2 = "github:Codertocat/Hello-World/milestone/2"
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def ev(kind: EventKind, at: str, key: str = KEY, **fields) -> DomainEvent:
+    when = datetime.fromisoformat(at).replace(tzinfo=UTC)
+    return DomainEvent(source=key.split(":")[0], item_key=key, kind=kind, at=when, **fields)
+
+
+def promise(at: str, day: str, scope: str = M1, key: str = KEY) -> DomainEvent:
+    return ev(EventKind.PROMISE_SET, at, key, promised_date=date.fromisoformat(day), scope=scope)
+
+
+def due_change(at: str, day: str | None, scope: str = M1) -> DomainEvent:
+    return ev(
+        EventKind.MILESTONE_DUE_CHANGED,
+        at,
+        scope,
+        promised_date=date.fromisoformat(day) if day else None,
+        scope=scope,
+        snapshot=False,
+    )
+
+
+@pytest.fixture
+def session(settings):
+    with session_factory(settings.database_url)() as s:
+        yield s
+
+
+def apply(session, settings, *events, commit=True):
+    source = settings.config.source("github", "Codertocat/Hello-World")
+    keys = store.apply_events(session, settings.config, source, events, now=NOW)
+    if commit:
+        session.commit()
+    return keys
+
+
+def all_fixture_events():
+    for path in sorted((FIXTURES / "github").glob("*.json")):
+        yield from github.normalize(path.name.split(".")[0], json.loads(path.read_text()))
+    for path in sorted((FIXTURES / "jira").glob("*.json")):
+        yield from jira.normalize(json.loads(path.read_text()))
+
+
+def test_codec_round_trip_keeps_the_event_id():
+    events = list(all_fixture_events())
+    assert len(events) > 10
+    for event in events:
+        back = codec.decode(json.loads(json.dumps(codec.encode(event))))
+        assert back == event and back.event_id == event.event_id
+
+
+def test_apply_does_not_commit(session, settings):
+    assert apply(session, settings, promise("2019-05-15T10:00:00", "2019-05-23"), commit=False) == {
+        KEY
+    }
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Item)) == 0
+
+
+def test_a_stored_event_is_skipped(session, settings):
+    events = [
+        ev(EventKind.OPENED, "2019-05-15T10:00:00"),
+        promise("2019-05-15T10:00:00", "2019-05-23"),
+    ]
+    apply(session, settings, *events)
+    apply(session, settings, *events, events[1])
+    assert session.scalar(select(func.count()).select_from(ItemEvent)) == 2
+    assert commitments(settings)[KEY]["outcome"] == "missed"
+
+
+def test_due_change_reaches_items_that_moved_on_whatever_the_order(settings):
+    """Promised in M1, M1 moved, then the item moved to M2: the move of M1 is history."""
+    events = [
+        promise("2019-05-15T10:00:00", "2019-05-23"),
+        due_change("2019-05-16T10:00:00", "2019-05-30"),
+        promise("2019-05-17T10:00:00", "2019-06-10", scope=M2),
+    ]
+    seen = set()
+    for order in itertools.permutations(events):
+        url = settings.database_url
+        with session_factory(url)() as s:
+            s.execute(Item.__table__.delete())
+            for event in order:  # one delivery each, in this arrival order
+                apply(s, settings, event)
+        history = tuple(d for _, d, _ in promise_changes(settings, KEY))
+        seen.add((history, commitments(settings)[KEY]["repromise_count"]))
+    assert seen == {((date(2019, 5, 23), date(2019, 5, 30), date(2019, 6, 10)), 2)}
+
+
+def test_due_change_before_the_item_joined_does_not_apply(session, settings):
+    apply(session, settings, due_change("2019-05-14T10:00:00", "2019-05-30"))
+    apply(session, settings, promise("2019-05-15T10:00:00", "2019-05-23"))
+    row = commitments(settings)[KEY]
+    assert (row["first_promised"], row["latest_promised"]) == (date(2019, 5, 23), date(2019, 5, 23))
+
+
+def test_linked_delivery_creates_items_with_their_own_team(session, settings):
+    pr = ev(
+        EventKind.DELIVERED,
+        "2019-05-20T10:00:00",
+        links=("github:robvanderleek/create-issue-branch#5", "github:stranger/repo#9"),
+        item_type="pull_request",
+    )
+    keys = apply(session, settings, pr)
+    assert keys == {KEY, "github:robvanderleek/create-issue-branch#5", "github:stranger/repo#9"}
+    teams = dict(session.execute(select(Item.key, Item.team)).all())
+    # A listed repository keeps its own team; an unlisted one goes with the PR's team.
+    assert teams["github:robvanderleek/create-issue-branch#5"] == "web"
+    assert teams["github:stranger/repo#9"] == "platform"
+    # One win, counted once: on the issues the PR delivered, not on the PR.
+    assert {k: r["outcome"] for k, r in commitments(settings).items()} == {
+        KEY: "linked",
+        "github:robvanderleek/create-issue-branch#5": "unpromised",
+        "github:stranger/repo#9": "unpromised",
+    }
+
+
+def test_deadline_is_stored_in_utc_for_a_berlin_team(session, settings):
+    key = "github:robvanderleek/create-issue-branch#1"
+    apply(session, settings, promise("2020-03-20T10:00:00", "2020-03-25", key=key))
+    deadline = commitments(settings)[key]["deadline"]
+    # The end of March 25th in Berlin (CET, UTC+1), not 00:00Z and not Berlin wall time.
+    assert deadline == datetime(2020, 3, 25, 23, 0, tzinfo=UTC)
+
+
+def test_reopened_unpromised_win_loses_its_row(session, settings):
+    closed = ev(EventKind.DELIVERED, "2019-05-20T10:00:00", resolution="completed")
+    apply(session, settings, closed)
+    assert commitments(settings)[KEY]["outcome"] == "unpromised"
+    apply(session, settings, ev(EventKind.REOPENED, "2019-05-21T10:00:00"))
+    assert commitments(settings) == {}
+
+
+def test_settle_overdue_only_touches_pending_rows_past_their_deadline(session, settings):
+    apply(session, settings, promise("2019-05-15T10:00:00", "2019-05-23"))
+    session.execute(Commitment.__table__.update().values(outcome="pending", settled_at=None))
+    session.commit()
+    assert store.settle_overdue(session, datetime(2019, 5, 23, 23, 59, tzinfo=UTC)) == 0
+    assert store.settle_overdue(session, datetime(2019, 5, 24, tzinfo=UTC)) == 1
+    session.commit()
+    row = commitments(settings)[KEY]
+    assert (row["outcome"], row["settled_at"]) == ("missed", datetime(2019, 5, 24, tzinfo=UTC))
+    assert store.settle_overdue(session, NOW) == 0
