@@ -7,22 +7,50 @@ Jobs build their own client (they receive only ids), so this is called inside jo
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from github import Auth, Github, GithubIntegration, GithubRetry
 
 DEFAULT_API_URL = "https://api.github.com"
 
+# Told how long the client is about to sleep and why (HTTP status), so a progress bar can say so.
+WaitHook = Callable[[float, int | None], None]
+
 
 class GithubNotConfigured(RuntimeError):
     pass
 
 
-def _retry() -> GithubRetry:
+class _ReportingRetry(GithubRetry):
+    """GithubRetry that reports each wait before sleeping it (urllib3 sleeps out of our sight)."""
+
+    def __init__(self, *, on_wait: WaitHook | None = None, **kwargs) -> None:
+        self.on_wait = on_wait
+        super().__init__(**kwargs)
+
+    def new(self, **kw):
+        retry = super().new(**kw)
+        retry.on_wait = self.on_wait
+        return retry
+
+    def sleep(self, response=None) -> None:
+        if self.on_wait is not None:
+            after = self.get_retry_after(response) if response is not None else None
+            self.on_wait(after or self.get_backoff_time(), getattr(response, "status", None))
+        super().sleep(response)
+
+
+def _retry(total: int | None = None, on_wait: WaitHook | None = None) -> GithubRetry:
     # GithubRetry waits for the reset GitHub announces on a rate-limit 403 and backs off on 5xx;
     # 429 is added so a Retry-After on it is honoured too. The total bounds how long one call
     # may keep a worker busy.
-    return GithubRetry(total=6, backoff_factor=0.5, status_forcelist=[429, *range(500, 600)])
+    return _ReportingRetry(
+        total=6 if total is None else total,
+        backoff_factor=0.5,
+        status_forcelist=[429, *range(500, 600)],
+        on_wait=on_wait,
+    )
 
 
 def api_url(env=None) -> str:
@@ -30,18 +58,33 @@ def api_url(env=None) -> str:
     return (env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
 
 
-def github_client(repo_full_name: str | None = None, env=None) -> Github:
+def github_client(
+    repo_full_name: str | None = None,
+    env=None,
+    *,
+    retries: int | None = None,
+    on_wait: WaitHook | None = None,
+    per_page: int = 100,
+) -> Github:
+    """`retries` bounds attempts per request; `on_wait` hears of every rate-limit or backoff
+    sleep; `per_page` is the page size asked of list endpoints (GitHub's maximum is 100)."""
     env = os.environ if env is None else env
     base = api_url(env)
     token = env.get("GITHUB_TOKEN")
     if token:
         return Github(
-            auth=Auth.Token(token), base_url=base, retry=_retry(), per_page=100, lazy=True
+            auth=Auth.Token(token),
+            base_url=base,
+            retry=_retry(retries, on_wait),
+            per_page=per_page,
+            lazy=True,
         )
     app_id, key_path = env.get("GITHUB_APP_ID"), env.get("GITHUB_APP_PRIVATE_KEY")
     if app_id and key_path:
         app_auth = Auth.AppAuth(int(app_id), Path(key_path).read_text())
-        integration = GithubIntegration(auth=app_auth, base_url=base, retry=_retry())
+        integration = GithubIntegration(
+            auth=app_auth, base_url=base, retry=_retry(retries, on_wait)
+        )
         if repo_full_name is None:
             raise GithubNotConfigured("a GitHub App client needs the repository it acts on")
         owner, name = repo_full_name.split("/", 1)
@@ -49,8 +92,8 @@ def github_client(repo_full_name: str | None = None, env=None) -> Github:
         return Github(
             auth=app_auth.get_installation_auth(installation.id),
             base_url=base,
-            retry=_retry(),
-            per_page=100,
+            retry=_retry(retries, on_wait),
+            per_page=per_page,
             lazy=True,
         )
     raise GithubNotConfigured(

@@ -1,0 +1,177 @@
+"""What GitHub and Jira backfills share: where a run resumes, how a page is written, progress.
+
+Both platforms list items by `updated` ascending, so "everything up to item X is in the ledger"
+is one instant plus the ids seen at that instant. That cursor, not a page number or token, is
+what is stored: pages shift while items change, and Jira's nextPageToken expires, while an
+updated-at cursor stays true. Each page is written and its cursor saved in one transaction, so
+a run that dies mid-way resumes after the last page it committed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from itertools import islice
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from ledger.events import DomainEvent
+from ledger.store import apply_events
+from trackrecord.config import Config, Source
+from trackrecord.logs import get_logger
+from trackrecord.models import SyncState
+
+log = get_logger("connectors.backfill")
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One listed item. `events` is called only if the item is not skipped, so resuming does
+    not re-read the timelines or changelogs of items already in the ledger."""
+
+    item_id: str
+    updated_at: datetime
+    events: Callable[[], list[DomainEvent]]
+
+
+@dataclass(frozen=True)
+class Resume:
+    start: datetime | None  # list items updated at or after this
+    seen: frozenset[str]  # ids already written whose updated_at equals `start`
+    from_cursor: bool
+
+
+def since_instant(since: date | datetime | None) -> datetime | None:
+    if since is None:
+        return None
+    if isinstance(since, datetime):
+        # SQLite hands back naive datetimes; they were stored as UTC.
+        return since if since.tzinfo else since.replace(tzinfo=UTC)
+    return datetime.combine(since, time.min, tzinfo=UTC)
+
+
+def load_state(session_factory, source: str, key: str) -> SyncState | None:
+    with session_factory() as session:
+        return session.scalar(
+            select(SyncState).where(SyncState.source == source, SyncState.key == key)
+        )
+
+
+def resume_point(state: SyncState | None, since, restart: bool = False) -> Resume:
+    """The later of the requested start and the stored cursor: a second run continues."""
+    start = since_instant(since)
+    cursor = (state.cursor if state else None) or {}
+    if restart or not cursor.get("updated_since"):
+        return Resume(start, frozenset(), False)
+    stored = datetime.fromisoformat(cursor["updated_since"])
+    if start is not None and start > stored:
+        return Resume(start, frozenset(), False)
+    return Resume(stored, frozenset(cursor.get("seen") or ()), True)
+
+
+def pages(items: Iterable[Fetched], size: int) -> Iterator[list[Fetched]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+class Progress:
+    """A tqdm bar on a terminal, silent otherwise; rate-limit waits show as its postfix."""
+
+    def __init__(self, label: str, enabled: bool | None = None) -> None:
+        enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = tqdm(desc=label, unit="item", disable=not enabled, file=sys.stderr)
+
+    def waiting(self, seconds: float, status: int | None) -> None:
+        why = "rate limited" if status in (403, 429) else f"HTTP {status}" if status else "retry"
+        self.bar.set_postfix_str(f"{why}: waiting {seconds:.0f}s", refresh=True)
+        log.info("backfill.wait", seconds=round(seconds, 1), status=status)
+
+    def advance(self, n: int) -> None:
+        self.bar.set_postfix_str("", refresh=False)
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _save(session, sync_source: str, key: str, cursor: dict, synced_at: datetime | None) -> None:
+    state = session.scalar(
+        select(SyncState).where(SyncState.source == sync_source, SyncState.key == key)
+    )
+    if state is None:
+        state = SyncState(source=sync_source, key=key)
+        session.add(state)
+    state.cursor = cursor
+    if synced_at is not None:
+        state.last_synced_at = synced_at
+
+
+def run(
+    session_factory,
+    config: Config,
+    source: Source,
+    listing: Iterable[Fetched],
+    *,
+    sync_source: str,
+    since,
+    progress: Progress,
+    restart: bool = False,
+    on_page: Callable[[Session], None] | None = None,
+) -> dict:
+    """Write `listing` (pages of items) to the ledger, resuming where the last run stopped.
+
+    `on_page` runs inside each page's transaction (GitHub records the team members it saw).
+    """
+    started = datetime.now(UTC)
+    resume = resume_point(load_state(session_factory, sync_source, source.key), since, restart)
+    requested = since_instant(since)
+    cursor = {
+        "since": requested.isoformat() if requested else None,
+        "updated_since": resume.start.isoformat() if resume.start else None,
+        "seen": sorted(resume.seen),
+        "complete": False,
+    }
+    summary = {"source": source.kind, "key": source.key, "items": 0, "skipped": 0}
+    summary |= {"events": 0, "pages": 0, "resumed_from": None}
+    if resume.from_cursor:
+        summary["resumed_from"] = cursor["updated_since"]
+    seen = set(resume.seen)
+    try:
+        for page in listing:
+            events: list[DomainEvent] = []
+            for item in page:
+                at = item.updated_at.astimezone(UTC)
+                last = datetime.fromisoformat(cursor["updated_since"]) if seen else None
+                if resume.start and (at < resume.start or (at == last and item.item_id in seen)):
+                    summary["skipped"] += 1
+                    continue
+                events.extend(item.events())
+                if last != at:
+                    seen = set()
+                seen.add(item.item_id)
+                cursor["updated_since"], cursor["seen"] = at.isoformat(), sorted(seen)
+                summary["items"] += 1
+            with session_factory() as session, session.begin():
+                if events:
+                    apply_events(session, config, source, events)
+                if on_page is not None:
+                    on_page(session)
+                _save(session, sync_source, source.key, dict(cursor), None)
+            summary["events"] += len(events)
+            summary["pages"] += 1
+            progress.advance(len(page))
+        cursor["complete"] = True
+        # Items changed while this run was listing have updated_at after `started`, so the next
+        # run (or sync_changed) starting from here misses nothing.
+        with session_factory() as session, session.begin():
+            _save(session, sync_source, source.key, cursor, started)
+    finally:
+        progress.close()
+    summary |= {"complete": True, "last_synced_at": started.isoformat()}
+    log.info("backfill.done", **summary)
+    return summary

@@ -1,0 +1,170 @@
+"""Backfill a Jira project's history into the ledger through the `jira` library, resumably.
+
+JQL `project = KEY [AND updated >= DAY] ORDER BY updated ASC` with the changelog expanded, one
+page per transaction. Cloud pages with `nextPageToken` on the current search endpoint
+(`enhanced_search_issues`, /search/jql); Server and Data Center keep the classic /search with
+startAt. https://developer.atlassian.com/changelog/#CHANGE-2046
+
+Retries are ours, not the library's: its ResilientSession retries only 429 and 503, sleeps
+twice the Retry-After, and cannot tell a progress bar. Jira Cloud answers a rate limit with 429
+and Retry-After (https://developer.atlassian.com/cloud/jira/platform/rate-limiting/), which is
+waited exactly; 5xx and dropped connections back off exponentially.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta
+
+import requests
+from jira import JIRAError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
+from connectors import backfill_state
+from connectors.backfill_state import Fetched, Progress
+from connectors.jira.history import issue_history
+from connectors.jira.normalize import parse_time
+from connectors.jira_api import jira_client
+from trackrecord.config import Config, Source
+
+SYNC_SOURCE = "jira-backfill"
+PAGE_SIZE = 50
+RETRIES = 6
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+
+
+class UnknownSource(LookupError):
+    pass
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, JIRAError):
+        return exc.status_code in TRANSIENT
+    return isinstance(exc, requests.ConnectionError | requests.Timeout)
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None
+
+
+def _retrying(retries: int, backoff: float, bar: Progress) -> Retrying:
+    def wait(state) -> float:
+        announced = _retry_after(state.outcome.exception())
+        return (
+            announced
+            if announced is not None
+            else min(backoff * 2 ** (state.attempt_number - 1), 60)
+        )
+
+    def before_sleep(state) -> None:
+        bar.waiting(
+            state.next_action.sleep, getattr(state.outcome.exception(), "status_code", None)
+        )
+
+    return Retrying(
+        stop=stop_after_attempt(retries + 1),
+        wait=wait,
+        retry=retry_if_exception(_transient),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+
+
+def jql_for(project: str, start: datetime | None) -> str:
+    # JQL reads a bare date in the Jira user's timezone; a day earlier covers every offset, and
+    # the run skips what it already wrote by the exact `updated` instant.
+    where = f'project = "{project}"'
+    if start is not None:
+        where += f' AND updated >= "{(start - timedelta(days=1)).date().isoformat()}"'
+    return f"{where} ORDER BY updated ASC"
+
+
+def backfill_jira(
+    session_factory,
+    config: Config,
+    project: str,
+    *,
+    since: date | datetime | None = None,
+    progress: bool | None = None,
+    restart: bool = False,
+    page_size: int = PAGE_SIZE,
+    retries: int = RETRIES,
+    backoff: float = 1.0,
+    env=None,
+) -> dict:
+    """Read `project` (issues updated since `since`, or the last run's cursor) into the ledger."""
+    source = config.source("jira", project)
+    if source is None:
+        raise UnknownSource(f"Jira project {project!r} is not in the configuration")
+    bar = Progress(f"jira {source.key}", progress)
+    call = _retrying(retries, backoff, bar)
+    env = os.environ if env is None else env
+    try:
+        client = call(jira_client, env, max_retries=0)
+        cloud = client.deploymentType == "Cloud"
+        # Fix versions an issue has left are named by id only in its changelog.
+        versions = {str(v.id): v.raw for v in call(client.project_versions, source.key)}
+    except BaseException:
+        bar.close()
+        raise
+    state = backfill_state.load_state(session_factory, SYNC_SOURCE, source.key)
+    jql = jql_for(source.key, backfill_state.resume_point(state, since, restart).start)
+    search = {"fields": "*all", "expand": "changelog", "json_result": True}
+
+    def listing():
+        token, start_at = None, 0
+        while True:
+            if cloud:
+                page = call(
+                    client.enhanced_search_issues,
+                    jql,
+                    nextPageToken=token,
+                    maxResults=page_size,
+                    **search,
+                )
+            else:
+                page = call(
+                    client.search_issues, jql, startAt=start_at, maxResults=page_size, **search
+                )
+            issues = page.get("issues") or []
+            yield [
+                Fetched(
+                    raw["key"],
+                    parse_time(raw["fields"]["updated"]),
+                    lambda raw=raw: issue_history(raw, versions),
+                )
+                for raw in issues
+            ]
+            start_at += len(issues)
+            token = page.get("nextPageToken")
+            done = not token or page.get("isLast") if cloud else start_at >= page.get("total", 0)
+            if done or not issues:
+                return
+
+    return backfill_state.run(
+        session_factory,
+        config,
+        source,
+        listing(),
+        sync_source=SYNC_SOURCE,
+        since=since,
+        progress=bar,
+        restart=restart,
+    )
+
+
+def sync_changed(source: Source, *, session_factory=None, config: Config | None = None) -> dict:
+    """Re-read the issues changed since the last good sync (reconciliation's backfill path)."""
+    if session_factory is None or config is None:
+        from workers import context
+
+        session_factory = session_factory or context.sessions()
+        config = config or context.settings().config
+    state = backfill_state.load_state(session_factory, SYNC_SOURCE, source.key)
+    since = state.last_synced_at if state else None
+    return backfill_jira(session_factory, config, source.key, since=since, progress=False)
