@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from connectors.github_api import GithubNotConfigured, github_client
+from connectors.jira_api import JiraNotConfigured
 from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, SyncState
 from webhook_app.github import SUPPORTED_EVENTS
@@ -26,26 +27,50 @@ DEFAULT_LOOKBACK = timedelta(days=3)
 
 
 def reconcile_all() -> dict[str, dict]:
+    """Every source: GitHub redeliveries where a hook id is known, then a re-read of what changed
+    since the last good backfill. Results are keyed by repository or Jira project."""
     results = {}
-    for source in context.settings().config.sources("github"):
-        if source.hook_id is None:
-            continue
+    for source in context.settings().config.sources():
         try:
-            results[source.key] = reconcile_source("github", source.key)
-        except GithubNotConfigured as exc:
-            log.warning("reconcile.not_configured", repo=source.key, reason=str(exc))
+            results[source.key] = reconcile_source(source.kind, source.key)
+        except (GithubNotConfigured, JiraNotConfigured) as exc:
+            log.warning("reconcile.not_configured", source=source.key, reason=str(exc))
             results[source.key] = {"error": str(exc)}
     return results
 
 
+def resync(kind: str, key: str) -> dict | str:
+    """Re-read through the API the items changed since the last good sync (the backfill path),
+    which heals whatever no redelivery can: deliveries older than GitHub keeps, or lost by Jira.
+    A source never backfilled is left alone: a first full read is an operator's decision."""
+    from connectors import backfill_state
+    from connectors.github import backfill as github_backfill
+    from connectors.jira import backfill as jira_backfill
+
+    module = github_backfill if kind == "github" else jira_backfill
+    state = backfill_state.load_state(context.sessions(), module.SYNC_SOURCE, key)
+    if state is None or state.last_synced_at is None:
+        return f"not backfilled yet: run `trackrecord backfill {kind} {key}`"
+    summary = module.sync_changed(context.settings().config.source(kind, key))
+    log.info("reconcile.resynced", source=key, **{k: v for k, v in summary.items() if k != "key"})
+    return summary
+
+
 def reconcile_source(kind: str, key: str) -> dict:
-    if kind != "github":
-        # Jira retries failed deliveries itself (and backfill re-reads it); nothing to ask for.
-        return {"redelivered": 0, "skipped": "jira retries its own deliveries"}
     settings = context.settings()
-    source = settings.config.source("github", key)
-    if source is None or source.hook_id is None:
-        return {"redelivered": 0, "skipped": "no hook_id configured"}
+    source = settings.config.source(kind, key)
+    if source is None:
+        raise ValueError(f"{kind} source {key!r} is not in the configuration")
+    if kind != "github":
+        # Jira retries failed deliveries by itself; re-reading is all that is left to do.
+        return {"resync": resync(kind, key)}
+    result = _redeliver(settings, source) if source.hook_id is not None else {}
+    result["resync"] = resync(kind, key)
+    return result
+
+
+def _redeliver(settings, source) -> dict:
+    key = source.key
     Session = context.sessions()
     with Session() as session:
         state = session.scalar(
