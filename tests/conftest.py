@@ -24,10 +24,6 @@ from trackrecord import migrate
 from trackrecord.config import Settings
 from trackrecord.db import dispose_all
 
-# A Redis db number per test session: two suites running at once on one machine (a developer
-# and CI, or parallel sessions) must not flush each other's queues.
-TEST_REDIS_DB = int(os.environ.get("TRACKRECORD_TEST_REDIS_DB", 1 + os.getpid() % 15))
-
 
 def _reachable(host: str, port: int) -> bool:
     try:
@@ -67,10 +63,30 @@ def redis_server(request) -> tuple[str, int]:
     return proc.host, int(proc.port)
 
 
-@pytest.fixture
-def redis_url(redis_server) -> str:
+@pytest.fixture(scope="session")
+def redis_db(redis_server) -> int:
+    """A Redis db number of this session's own: two suites running at once on one machine (a
+    developer and CI, or parallel sessions) must not flush each other's queues. The claim is a
+    key with a TTL in db 0, so a crashed session frees its number within the hour."""
+    if "TRACKRECORD_TEST_REDIS_DB" in os.environ:
+        yield int(os.environ["TRACKRECORD_TEST_REDIS_DB"])
+        return
     host, port = redis_server
-    url = f"redis://{host}:{port}/{TEST_REDIS_DB}"
+    admin = Redis(host=host, port=port, db=0)
+    for db in range(1, 16):
+        if admin.set(f"trackrecord:test-db:{db}", os.getpid(), nx=True, ex=3600):
+            break
+    else:
+        pytest.fail("all 15 Redis test dbs are claimed by other test sessions")
+    yield db
+    admin.delete(f"trackrecord:test-db:{db}")
+    admin.close()
+
+
+@pytest.fixture
+def redis_url(redis_server, redis_db) -> str:
+    host, port = redis_server
+    url = f"redis://{host}:{port}/{redis_db}"
     conn = Redis.from_url(url)
     conn.flushdb()
     yield url

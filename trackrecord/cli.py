@@ -89,13 +89,20 @@ def relay(min_age: float) -> None:
 
 
 @main.command()
-@click.argument("repo", required=False)
-def reconcile(repo: str | None) -> None:
-    """Ask GitHub to redeliver failed webhook deliveries (all repositories with a hook_id)."""
-    _settings()
+@click.argument("source", required=False)
+def reconcile(source: str | None) -> None:
+    """Heal what was lost: ask GitHub to redeliver failed webhook deliveries, then re-read what
+    changed since the last good backfill. SOURCE is OWNER/REPO or a Jira key (default: all)."""
+    settings = _settings()
     from workers.reconcile import reconcile_all, reconcile_source
 
-    result = reconcile_source("github", repo) if repo else reconcile_all()
+    if source is None:
+        result = reconcile_all()
+    else:
+        kind = "github" if "/" in source else "jira"
+        if settings.config.source(kind, source) is None:
+            raise click.ClickException(f"{source} is not a source in the configuration")
+        result = reconcile_source(kind, source)
     click.echo(json.dumps(result, default=str))
 
 
@@ -173,6 +180,19 @@ def up(host: str, port: int) -> None:
     manager.loop()
     sys.exit(manager.returncode)
 
+
+from trackrecord.cli_ledger import exclude, list_exclusions  # noqa: E402
+
+main.add_command(exclude)
+main.add_command(list_exclusions)
+
+from trackrecord.cli_backfill import backfill  # noqa: E402
+
+main.add_command(backfill)
+
+from trackrecord.cli_record import record  # noqa: E402
+
+main.add_command(record)
 
 if __name__ == "__main__":
     main()

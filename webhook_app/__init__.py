@@ -35,7 +35,7 @@ class Services:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from webhook_app import github, health, intake, jira
+    from webhook_app import api, badges, github, health, intake, jira
 
     if not structlog.is_configured():
         configure()
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.extensions["trackrecord"] = Services(settings, session_factory(settings.database_url))
 
-    for bp in (health.bp, github.bp, jira.bp):
+    for bp in (health.bp, github.bp, jira.bp, api.bp, badges.bp):
         app.register_blueprint(bp)
 
     app.register_error_handler(intake.Rejected, lambda exc: exc.response())

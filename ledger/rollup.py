@@ -1,0 +1,145 @@
+"""A team's figures kept current one delivery at a time, instead of recomputed whole.
+
+A delivery changes one commitment: its month's counts and percentiles, the trust evidence and
+the streak. So the update re-aggregates that one month (an index range of a few hundred rows),
+rolls the trust evidence forward with the forgetting factor itself (evidence at a later moment
+is the earlier evidence times 0.5 ** (elapsed / half_life), plus the new settlement's weight:
+Jøsang and Ismail's recursive form), and extends or ends the streak. Anything that breaks those
+shortcuts falls back to the team's full recompute (`ledger.figures.recompute`):
+- the delivery settles before the last settlement already counted (out of order);
+- the row was already settled (a reopened item delivered again changes old evidence);
+- a pending deadline passed since the last update (a miss the clock made, not an event);
+- the team's first kept promise (its time to first win changes).
+The figures stay derived: `build` recomputes from the ledger, and a test holds an updated
+rollup equal to a fresh one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from ledger import aggregates, figures
+from ledger.outcomes import KEPT, SETTLED, Outcome
+from ledger.queries import C, utc
+from ledger.trust import DEFAULT_HALF_LIFE_DAYS, beta_reputation, recency_weight
+
+_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class TeamRollup:
+    team: str
+    as_of: datetime
+    half_life_days: float
+    figures: dict  # one team's entry of figures.recompute
+    last_settled: tuple[datetime, int] | None  # (settlement time, item id), last in order
+    fallbacks: int = 0  # how many updates had to recompute the team (for the benchmark)
+
+
+def build(conn, *, team: str, as_of: datetime, half_life_days=DEFAULT_HALF_LIFE_DAYS):
+    """The team's rollup from the ledger: its full recompute and its last settlement."""
+    found = figures.recompute(conn, as_of=as_of, teams=[team], half_life_days=half_life_days)
+    r = aggregates.effective_rows(
+        aggregates.dialect_of(conn), owner=C.c.team, where=C.c.team == team, as_of=as_of
+    ).subquery()
+    last = conn.execute(
+        select(r.c.settled, r.c.item_id)
+        .where(
+            r.c.excluded == False,  # noqa: E712
+            r.c.outcome.in_([o.value for o in SETTLED]),
+            r.c.settled <= as_of,
+        )
+        .order_by(r.c.settled.desc(), r.c.item_id.desc())
+        .limit(1)
+    ).first()
+    return TeamRollup(
+        team=team,
+        as_of=utc(as_of),
+        half_life_days=half_life_days,
+        figures=found.get(team) or _empty(),
+        last_settled=(utc(last.settled), last.item_id) if last else None,
+    )
+
+
+def apply_delivery(conn, rollup: TeamRollup, *, item_id: int, previous_outcome: str, as_of):
+    """The rollup after the commitment of `item_id` was settled (read from the ledger)."""
+    as_of = utc(as_of)
+    row = conn.execute(
+        select(
+            C.c.promised_date, C.c.outcome, C.c.settled_at, C.c.delivered_at, C.c.excluded
+        ).where(C.c.item_id == item_id)
+    ).one()
+    settled = utc(row.settled_at or row.delivered_at)
+    outcome = Outcome(row.outcome)
+    if not _can_roll(conn, rollup, outcome, previous_outcome, settled, item_id, as_of):
+        fresh = build(conn, team=rollup.team, as_of=as_of, half_life_days=rollup.half_life_days)
+        return replace(fresh, fallbacks=rollup.fallbacks + 1)
+    figs = dict(rollup.figures)
+    if row.promised_date is not None:
+        month, start, end = _month_of(row.promised_date)
+        rows = aggregates.bucket_aggregates(
+            conn,
+            owner=C.c.team,
+            where=(C.c.team == rollup.team) & C.c.promised_date.between(start, end),
+            bucket=aggregates.dialect_of(conn).month(C.c.promised_date),
+            as_of=as_of,
+            until=as_of,
+            half_life_days=rollup.half_life_days,
+            lead_time=False,
+        )
+        figs["months"] = {**figs["months"], month: figures.month_figures(rows[0])}
+    if outcome in SETTLED and not row.excluded:
+        decay = recency_weight((as_of - rollup.as_of) / _DAY, rollup.half_life_days)
+        weight = recency_weight((as_of - settled) / _DAY, rollup.half_life_days)
+        kept = figs["evidence"]["kept"] * decay + (weight if outcome in KEPT else 0.0)
+        broken = figs["evidence"]["broken"] * decay + (0.0 if outcome in KEPT else weight)
+        current = figs["streak_current"] + 1 if outcome in KEPT else 0
+        figs.update(
+            evidence={"kept": kept, "broken": broken},
+            trust_score=beta_reputation(kept, broken).as_dict(),
+            streak_current=current,
+            streak_longest=max(figs["streak_longest"], current),
+        )
+        return replace(rollup, as_of=as_of, figures=figs, last_settled=(settled, item_id))
+    return replace(rollup, as_of=as_of, figures=figs)
+
+
+def _can_roll(conn, rollup, outcome, previous_outcome, settled, item_id, as_of) -> bool:
+    if as_of < rollup.as_of or previous_outcome in SETTLED:
+        return False
+    if outcome in SETTLED:
+        if settled is None or settled > as_of:
+            return False
+        if rollup.last_settled is not None and (settled, item_id) <= rollup.last_settled:
+            return False
+        if outcome in KEPT and rollup.figures["first_win_days"] is None:
+            return False
+    crossed = conn.execute(
+        select(func.count()).where(
+            C.c.team == rollup.team,
+            C.c.outcome == Outcome.PENDING.value,
+            C.c.deadline > rollup.as_of,
+            C.c.deadline <= as_of,
+        )
+    ).scalar_one()
+    return crossed == 0
+
+
+def _month_of(day: date) -> tuple[str, date, date]:
+    start = day.replace(day=1)
+    end = date(day.year + day.month // 12, day.month % 12 + 1, 1) - _DAY
+    return f"{day:%Y-%m}", start, end
+
+
+def _empty() -> dict:
+    return {
+        "months": {},
+        "streak_current": 0,
+        "streak_longest": 0,
+        "first_win_days": None,
+        "trust_score": beta_reputation(0.0, 0.0).as_dict(),
+        "evidence": {"kept": 0.0, "broken": 0.0},
+    }
