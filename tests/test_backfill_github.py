@@ -236,3 +236,24 @@ def test_interrupted_run_resumes_after_the_last_committed_page(env, github, http
     assert not [r for r in again if r.path.split("/")[-2:-1] in (["1"], ["2"])]
     assert set(ledger(settings.database_url)) == {"1", "2", "3", "4", "5"}
     assert state(settings.database_url).last_synced_at is not None
+
+
+def test_reconcile_rereads_what_changed_since_the_last_backfill(env, github, httpserver):
+    assert CliRunner().invoke(cli, ["backfill", "github", REPO]).exit_code == 0
+    # After the backfill a webhook is lost: issue 6 is promised and delivered a day early.
+    ms = {**V1, "url": f"{github.base}{API}/milestones/1"}
+    github.issue(6, "Lost webhook", updated="2099-01-01T00:00:00Z",
+                 closed="2024-05-09T09:00:00Z", reason="completed", milestone=ms)  # fmt: skip
+    github.timeline(6, ("milestoned", "2024-05-04T10:00:00Z", {"milestone": {"title": "v1.0"}}),
+                    ("closed", "2024-05-09T09:00:00Z", {"state_reason": "completed"}))  # fmt: skip
+    assert "6" not in ledger(env["DATABASE_URL"])
+    before = len(httpserver.log)
+
+    result = CliRunner().invoke(cli, ["reconcile", REPO])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["resync"]["items"] == 1  # only what changed since the last good sync
+    assert ledger(env["DATABASE_URL"])["6"] == ("early", None, date(2024, 5, 10))
+    # The earlier items were not read again.
+    reread = [r for r, _ in httpserver.log[before:] if r.path.endswith("/timeline")]
+    assert [r.path for r in reread] == [f"{API}/issues/6/timeline"]

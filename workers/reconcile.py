@@ -52,7 +52,7 @@ def resync(kind: str, key: str) -> dict | str:
     if state is None or state.last_synced_at is None:
         return f"not backfilled yet: run `trackrecord backfill {kind} {key}`"
     summary = module.sync_changed(context.settings().config.source(kind, key))
-    log.info("reconcile.resynced", source=key, **{k: v for k, v in summary.items() if k != "key"})
+    log.info("reconcile.resynced", source=key, items=summary.get("items"))
     return summary
 
 
