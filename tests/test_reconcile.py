@@ -120,3 +120,42 @@ def test_without_credentials_reconcile_says_what_is_missing(env, hooked_config, 
     monkeypatch.delenv("GITHUB_TOKEN")
     result = CliRunner().invoke(cli, ["reconcile"])
     assert "set GITHUB_TOKEN" in result.output
+
+
+def test_github_app_authenticates_as_its_installation(env, hooked_config, httpserver, tmp_path,
+                                                      monkeypatch):  # fmt: skip
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp_path / "app.pem"
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    monkeypatch.delenv("GITHUB_TOKEN")
+    monkeypatch.setenv("GITHUB_APP_ID", "31337")
+    monkeypatch.setenv("GITHUB_APP_PRIVATE_KEY", str(pem))
+    installation = {"id": 77, "app_id": 31337, "account": {"login": "Codertocat"}}
+    httpserver.expect_request(f"/repos/{REPO}/installation").respond_with_json(installation)
+    httpserver.expect_request(
+        "/app/installations/77/access_tokens", method="POST"
+    ).respond_with_json(
+        {"token": "ghs_installation_token", "expires_at": "2099-01-01T00:00:00Z"}, status=201
+    )
+    httpserver.expect_request(BASE, method="GET").respond_with_json([])
+
+    result = CliRunner().invoke(cli, ["reconcile", REPO])
+    assert result.exit_code == 0, result.output
+    by_path = {r.path: r for r, _ in httpserver.log}
+    # The app proves itself with a JWT signed by its private key...
+    app_jwt = by_path[f"/repos/{REPO}/installation"].headers["Authorization"].split()[1]
+    claims = jwt.decode(app_jwt, key.public_key(), algorithms=["RS256"])
+    assert str(claims["iss"]) == "31337"
+    # ...and then acts with the installation's token, never with the JWT.
+    assert by_path[BASE].headers["Authorization"] == "token ghs_installation_token"
+    assert "ghs_installation_token" not in result.output
