@@ -122,8 +122,9 @@ def test_without_credentials_reconcile_says_what_is_missing(env, hooked_config, 
     assert "set GITHUB_TOKEN" in result.output
 
 
-def test_github_app_authenticates_as_its_installation(env, hooked_config, httpserver, tmp_path,
-                                                      monkeypatch):  # fmt: skip
+def test_github_app_authenticates_as_its_installation(
+    env, hooked_config, httpserver, tmp_path, monkeypatch
+):
     import jwt
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
