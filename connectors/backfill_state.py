@@ -175,3 +175,16 @@ def run(
     summary |= {"complete": True, "last_synced_at": started.isoformat()}
     log.info("backfill.done", **summary)
     return summary
+
+
+def sync_changed(backfill, sync_source: str, source: Source, *, session_factory=None, config=None):
+    """Re-read the items changed since the last good sync (reconciliation's backfill path):
+    `backfill` is backfill_github or backfill_jira, `sync_source` its SyncState name."""
+    if session_factory is None or config is None:
+        from workers import context
+
+        session_factory = session_factory or context.sessions()
+        config = config or context.settings().config
+    state = load_state(session_factory, sync_source, source.key)
+    since = state.last_synced_at if state else None
+    return backfill(session_factory, config, source.key, since=since, progress=False)

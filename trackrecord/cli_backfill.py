@@ -13,8 +13,6 @@ from datetime import date
 
 import click
 
-from trackrecord.config import ConfigError, Settings
-
 
 def _since(ctx, param, value: str | None) -> date | None:
     if value is None:
@@ -42,15 +40,8 @@ _page_option = click.option(
 )
 
 
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigError as exc:
-        click.echo(f"trackrecord: configuration error:\n{exc}", err=True)
-        sys.exit(2)
-
-
 def _run(kind: str, key: str, backfill, since: date | None, restart: bool, size: int | None):
+    from trackrecord.cli import _settings
     from trackrecord.db import session_factory
 
     settings = _settings()

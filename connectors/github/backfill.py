@@ -120,12 +120,7 @@ def backfill_github(
 
 
 def sync_changed(source: Source, *, session_factory=None, config: Config | None = None) -> dict:
-    """Re-read the items changed since the last good sync (reconciliation's backfill path)."""
-    if session_factory is None or config is None:
-        from workers import context
-
-        session_factory = session_factory or context.sessions()
-        config = config or context.settings().config
-    state = backfill_state.load_state(session_factory, SYNC_SOURCE, source.key)
-    since = state.last_synced_at if state else None
-    return backfill_github(session_factory, config, source.key, since=since, progress=False)
+    """Re-read what changed since the last good sync (reconciliation's backfill path)."""
+    return backfill_state.sync_changed(
+        backfill_github, SYNC_SOURCE, source, session_factory=session_factory, config=config
+    )
