@@ -49,7 +49,13 @@ def run(engine: str, events: int) -> dict:
             conn.execute(
                 update(C)
                 .where(C.c.item_id == item_id)
-                .values(outcome="early", settled_at=when, delivered_at=when, slip_days=-1)
+                .values(
+                    outcome="early",
+                    settled_at=when,
+                    delivered_at=when,
+                    settle_at=when,  # as ledger.store writes it (ledger.tables.settle_instant)
+                    slip_days=-1,
+                )
             )
             started = time.perf_counter()
             state = rollup.apply_delivery(

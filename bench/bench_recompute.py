@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.bench_recompute [--engine postgresql|sqlite|both] [--rounds 3]
 
 Full recompute: `ledger.figures.recompute` on the 1M-row ledger, every team and month, all the
-figures (counts, ratios, slip median and p90, lead-time median, small wins, streaks, time to
+figures (counts, ratios, slip median and p90 per team-month, small wins, streaks, time to
 first win, recency-weighted trust score). The floor: one plain `GROUP BY team, month` of the
 on-time rate over the same table. Both run alternately in the same process, `--rounds` times,
 and the medians are compared. Target: full recompute within 3x the floor.

@@ -28,6 +28,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
+from ledger.tables import settle_instant
 from trackrecord import migrate
 
 START = date(2023, 1, 1)
@@ -69,6 +70,7 @@ COMMITMENT_COLS = [
     "outcome",
     "settled_at",
     "delivered_at",
+    "settle_at",
     "slip_days",
     "repromise_count",
     "small",
@@ -121,7 +123,14 @@ def team_rows(index: int, count: int, seed: int = 0):
         key = f"jira:{team.upper()}-{n}"
         item = [key, "jira", team.upper(), team, "bench", "open", opened, response, "[]", AS_OF]
         row = [team, "bench", promised, promised, promised, made, deadline, outcome, settled]
-        row += [delivered, slip, 0, small, excluded, AS_OF]
+        settle_at = settle_instant(
+            outcome=outcome,
+            promised_date=promised,
+            deadline=deadline,
+            settled_at=settled,
+            delivered_at=delivered,
+        )
+        row += [delivered, settle_at, slip, 0, small, excluded, AS_OF]
         yield item, row
 
 
@@ -143,12 +152,16 @@ def _sqlite_value(v):
     return v.isoformat() if isinstance(v, date) else v
 
 
+def _insert_sql(table: str, columns: list[str]) -> str:
+    return f"INSERT INTO {table} ({','.join(columns)}) VALUES ({','.join('?' * len(columns))})"
+
+
 def load_sqlite(path: str, rows) -> None:
     con = sqlite3.connect(path)
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=OFF")
-    item_sql = f"INSERT INTO items ({','.join(ITEM_COLS)}) VALUES ({','.join('?' * 11)})"
-    row_sql = f"INSERT INTO commitments ({','.join(COMMITMENT_COLS)}) VALUES ({','.join('?' * 17)})"
+    item_sql = _insert_sql("items", ITEM_COLS)
+    row_sql = _insert_sql("commitments", COMMITMENT_COLS)
     batch: list = []
     for item, row in rows:
         batch.append(([_sqlite_value(v) for v in item], [_sqlite_value(v) for v in row]))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from types import SimpleNamespace
 
-from sqlalchemy import case, null, text, true
+from sqlalchemy import case, false, null, text, true
 
 from ledger import aggregates
 from ledger.metrics import COUNT_FIELDS, end_of_day, median, month_starts, ratios
@@ -31,13 +32,21 @@ def counts_of(row) -> dict[str, int]:
     return {"commitments_due": sum(counts[f] for f in _SETTLED_FIELDS), **counts}
 
 
-def _history(rows) -> tuple[float, float, datetime | None, datetime | None]:
-    """An owner's (weighted kept, weighted broken, first promise, first kept) over its buckets."""
-    kept = sum(r.w_kept or 0.0 for r in rows)
-    broken = sum(r.w_broken or 0.0 for r in rows)
+def _total(rows, fields=(*_OUTCOME_FIELDS, "small_wins")) -> SimpleNamespace | None:
+    """The sums of several aggregate rows (of one owner), or None when there are none."""
+    if not rows:
+        return None
+    return SimpleNamespace(**{f: sum(getattr(r, f) or 0 for r in rows) for f in fields})
+
+
+def _firsts(rows) -> tuple[datetime | None, datetime | None]:
+    """An owner's (first promise, first kept delivery) over its buckets."""
     promises = [utc(r.first_promise) for r in rows if r.first_promise is not None]
     wins = [utc(r.first_kept) for r in rows if r.first_kept is not None]
-    return kept, broken, min(promises, default=None), min(wins, default=None)
+    return min(promises, default=None), min(wins, default=None)
+
+
+_NOTHING_SETTLED = aggregates.Settled(0, 0, 0.0, 0.0)
 
 
 def _first_win(first_promise, first_kept) -> float | None:
@@ -64,78 +73,69 @@ def record_sql(
     months: int = 12,
     tz: tzinfo = UTC,
 ) -> dict:
-    """The record of `ledger.metrics.track_record`, aggregated in the database."""
+    """The record of `ledger.metrics.track_record`, aggregated in the database.
+
+    Three statements over the owner's index ranges: one GROUP BY for the counts of the period
+    and of each month of the series (with the first promise and first kept delivery), one for
+    the period's percentiles, and the settlement pass (streaks and trust evidence).
+    """
     if period_from > period_to:
         raise ValueError("period_from is after period_to")
+    d = aggregates.dialect_of(conn)
     owner = C.c.client if client is not None else C.c.team
     where = owner_filter(teams=None if client else [team], client=client)
     end = end_of_day(period_to, tz)
     in_period = C.c.promised_date.between(period_from, period_to)
-    common = {"owner": owner, "as_of": as_of, "until": end, "half_life_days": half_life_days}
-    rows = aggregates.bucket_aggregates(
-        conn, where=where, bucket=case((in_period, "period"), else_=null()), **common
-    )
-    period = next((r for r in rows if r.bucket == "period"), None)
-    kept, broken, first_promise, first_kept = _history(rows)
-    current, longest = aggregates.streaks(
-        conn, owner=owner, where=where, as_of=as_of, until=end
-    ).get(client or team, (0, 0))
+    starts = month_starts(period_to, months)
+    in_series = C.c.promised_date.between(starts[0], _month_end(period_to)) if starts else false()
+    groups = {
+        "month": case((in_series, d.month(C.c.promised_date)), else_=null()),
+        "in_period": case((in_period, 1), else_=0),
+    }
+    rows = [
+        SimpleNamespace(**r)
+        for r in aggregates.sums(
+            conn,
+            owner=owner,
+            where=where,
+            groups=groups,
+            as_of=as_of,
+            until=end,
+        )
+    ]
+    period = _total([r for r in rows if r.in_period == 1])
+    pcts = aggregates.percentiles(conn, owner=owner, where=where & in_period, groups={})
+    pct = pcts[0] if pcts else {}
+    first_promise, first_kept = _firsts(rows)
+    settled = aggregates.settlement_pass(
+        conn, owner=owner, where=where, as_of=as_of, until=end, half_life_days=half_life_days
+    ).get(client or team, _NOTHING_SETTLED)
     counts = counts_of(period)
+    series = []
+    for start in starts:
+        month = f"{start:%Y-%m}"
+        month_counts = counts_of(_total([r for r in rows if r.month == month]))
+        series.append({"month": month, **month_counts, **ratios(month_counts)})
     return {
         **counts,
         **ratios(counts),
-        "slip_days_median": _float(period.slip_days_median if period else None),
-        "slip_days_p90": _float(period.slip_days_p90 if period else None),
-        "streak_current": current,
-        "streak_longest": longest,
+        "slip_days_median": _float(pct.get("slip_days_median")),
+        "slip_days_p90": _float(pct.get("slip_days_p90")),
+        "streak_current": settled.current,
+        "streak_longest": settled.longest,
         "small_wins": int(period.small_wins) if period else 0,
         "unpromised_deliveries": unpromised_deliveries,
         "first_response_hours_median": median(first_response_hours),
-        "lead_time_days_median": _float(period.lead_time_days_median if period else None),
+        "lead_time_days_median": _float(pct.get("lead_time_days_median")),
         "first_win_days": _first_win(first_promise, first_kept),
-        "trust_score": beta_reputation(kept, broken).as_dict(),
-        "months": monthly_series_sql(
-            conn, where=where, owner=owner, last=period_to, months=months, as_of=as_of
-        ).get(client or team, _empty_series(period_to, months)),
+        "trust_score": beta_reputation(settled.w_kept, settled.w_broken).as_dict(),
+        "months": series,
     }
-
-
-def monthly_series_sql(conn, *, where, owner, last: date, months: int, as_of: datetime) -> dict:
-    """{owner: months series of track_record}, for the `months` months ending with `last`'s."""
-    starts = month_starts(last, months)
-    if not starts:
-        return {}
-    d = aggregates.dialect_of(conn)
-    window = C.c.promised_date.between(starts[0], _month_end(last))
-    rows = aggregates.bucket_aggregates(
-        conn,
-        owner=owner,
-        where=where & window,
-        bucket=d.month(C.c.promised_date),
-        as_of=as_of,
-        until=as_of,
-        half_life_days=DEFAULT_HALF_LIFE_DAYS,
-    )
-    by_owner: dict[str, dict[str, object]] = {}
-    for r in rows:
-        by_owner.setdefault(r.owner, {})[r.bucket] = r
-    series = {}
-    for name, buckets in by_owner.items():
-        series[name] = []
-        for start in starts:
-            counts = counts_of(buckets.get(f"{start:%Y-%m}"))
-            series[name].append({"month": f"{start:%Y-%m}", **counts, **ratios(counts)})
-    return series
 
 
 def _month_end(day: date) -> date:
     """The last day of `day`'s month, so the window covers the whole last month."""
     return date(day.year + day.month // 12, day.month % 12 + 1, 1) - _DAY
-
-
-def _empty_series(last: date, months: int) -> list[dict]:
-    counts = counts_of(None)
-    return [{"month": f"{s:%Y-%m}", **counts, **ratios(counts)} for s in month_starts(last, months)]
 
 
 def recompute(
@@ -148,41 +148,41 @@ def recompute(
     """Every team's figures (or the named teams'), all months of the history, as of `as_of`.
 
     {team: {"months": {"YYYY-MM": counts, ratios, slip median/p90, small wins},
-    "streak_current", "streak_longest", "first_win_days", "trust_score"}}. Two statements: the
-    GROUP BY team, month pass (sums, then slip percentiles over the late rows) and the streaks'
-    window pass. The lead-time median is the record's (over its period), not a monthly figure.
+    "streak_current", "streak_longest", "first_win_days", "trust_score", "evidence"}}.
+    Three statements: the GROUP BY team, month pass (counts), the slip percentiles over the late
+    rows, and the settlement-order pass (streaks and trust evidence, in index order, no sort).
+    The lead-time median is the record's (over its period), not a monthly figure.
     """
     d = aggregates.dialect_of(conn)
     where = true() if teams is None else owner_filter(teams=list(teams))
     common = {"owner": C.c.team, "where": where, "as_of": as_of}
     if d.pg and teams is None:
-        # At PostgreSQL's default 4 MB the month GROUP BY and the streaks' sort of a million
-        # rows spill to disk (external merge); 64 MB keeps them in memory. SET LOCAL: this
-        # transaction only (docs/benchmarks.md).
+        # At PostgreSQL's default 4 MB the percentiles' sort of the late rows spills to disk
+        # (external merge); 64 MB keeps it in memory. SET LOCAL: this transaction only.
         conn.execute(text(f"SET LOCAL work_mem = '{RECOMPUTE_WORK_MEM}'"))
     rows = aggregates.bucket_aggregates(
         conn,
-        bucket=d.month(C.c.promised_date),
+        bucket=d.month_group(C.c.promised_date),
         until=as_of,
-        half_life_days=half_life_days,
         lead_time=False,
+        full_scan=teams is None,
         **common,
     )
-    runs = aggregates.streaks(conn, until=as_of, **common)
+    runs = aggregates.settlement_pass(conn, until=as_of, half_life_days=half_life_days, **common)
     by_team: dict[str, list] = {}
     for r in rows:
         by_team.setdefault(r.owner, []).append(r)
     result = {}
     for team, team_rows in by_team.items():
-        kept, broken, first_promise, first_kept = _history(team_rows)
-        current, longest = runs.get(team, (0, 0))
+        first_promise, first_kept = _firsts(team_rows)
+        settled = runs.get(team, _NOTHING_SETTLED)
         result[team] = {
             "months": {r.bucket: month_figures(r) for r in sorted(team_rows, key=_bucket)},
-            "streak_current": current,
-            "streak_longest": longest,
+            "streak_current": settled.current,
+            "streak_longest": settled.longest,
             "first_win_days": _first_win(first_promise, first_kept),
-            "trust_score": beta_reputation(kept, broken).as_dict(),
-            "evidence": {"kept": kept, "broken": broken},
+            "trust_score": beta_reputation(settled.w_kept, settled.w_broken).as_dict(),
+            "evidence": {"kept": settled.w_kept, "broken": settled.w_broken},
         }
     return result
 

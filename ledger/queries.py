@@ -1,7 +1,8 @@
 """Reading the ledger for one team or client: only its rows, through the indexed columns.
 
 Thin I/O. The rows become `ledger.outcomes.Commitment` values and `ledger.metrics` does the
-arithmetic, so the API, the CLI and the badge compute exactly the tested figures. A pending row
+arithmetic: the reference the database aggregation (`ledger.figures.record_sql`, which the API,
+the CLI and the badge answer with) is tested equal to. A pending row
 whose deadline has passed at `as_of` is read as `missed`, settled at its deadline (the ledger
 stores it as pending until a worker notices; the figures must not wait for that).
 The database-side aggregation for the full recompute is in `ledger.aggregates`.

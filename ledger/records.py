@@ -1,6 +1,8 @@
 """The record of a team or client for a period, as the API, the CLI and the badge answer it.
 
-Reads one owner's rows (ledger.queries) and hands them to the pure figures (ledger.metrics).
+The figures are aggregated in the database (`ledger.figures.record_sql`: a few statements over
+the owner's index ranges, a few dozen rows back); the pure `ledger.metrics.track_record` over
+`ledger.queries.load_history` is the reference they are tested equal to (tests/test_queries.py).
 `as_of` is the earlier of now and the end of the period: a past period's record is then
 reproducible (its trust score is the one it had when the period ended), and the current
 period's is up to the moment.
@@ -11,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, false, func, or_, select
 
-from ledger import queries
-from ledger.metrics import end_of_day, track_record
-from ledger.outcomes import KEPT, SETTLED
+from ledger import aggregates, queries
+from ledger.figures import record_sql
+from ledger.metrics import end_of_day
+from ledger.queries import C
 from ledger.trust import DEFAULT_HALF_LIFE_DAYS
 
 BADGE_DAYS = 90
@@ -41,9 +44,10 @@ def record(
     start, end = queries.start_of_day(period_from, tz), end_of_day(period_to, tz)
     as_of = min(now, end)
     owner = {"client": client} if client is not None else {"teams": teams}
-    history = queries.load_history(conn, as_of=as_of, **owner)
-    figures = track_record(
-        history,
+    figures = record_sql(
+        conn,
+        team=None if client is not None else teams[0],
+        client=client,
         period_from=period_from,
         period_to=period_to,
         as_of=as_of,
@@ -70,10 +74,14 @@ def badge_rate(
     now = now or datetime.now(UTC)
     today = now.astimezone(tz).date()
     since = today - timedelta(days=BADGE_DAYS - 1)
-    kept = due = 0
-    for c in queries.load_history(conn, teams=[team], as_of=now, promised_between=(since, today)):
-        if c.excluded or c.outcome not in SETTLED:
-            continue
-        due += 1
-        kept += c.outcome in KEPT
+    late = aggregates.overdue(now)  # an overdue pending row is a miss
+    stmt = select(
+        func.count().filter(C.c.outcome.in_(aggregates.KEPT)),
+        func.count().filter(or_(C.c.outcome.in_(aggregates.KEPT + aggregates.BROKEN), late)),
+    ).where(
+        aggregates.promises(C.c.team == team),
+        C.c.promised_date.between(since, today),
+        C.c.excluded == false(),
+    )
+    kept, due = conn.execute(stmt).one()
     return kept / due if due else None

@@ -42,25 +42,13 @@ class TeamRollup:
 def build(conn, *, team: str, as_of: datetime, half_life_days=DEFAULT_HALF_LIFE_DAYS):
     """The team's rollup from the ledger: its full recompute and its last settlement."""
     found = figures.recompute(conn, as_of=as_of, teams=[team], half_life_days=half_life_days)
-    r = aggregates.effective_rows(
-        aggregates.dialect_of(conn), owner=C.c.team, where=C.c.team == team, as_of=as_of
-    ).subquery()
-    last = conn.execute(
-        select(r.c.settled, r.c.item_id)
-        .where(
-            r.c.excluded == False,  # noqa: E712
-            r.c.outcome.in_([o.value for o in SETTLED]),
-            r.c.settled <= as_of,
-        )
-        .order_by(r.c.settled.desc(), r.c.item_id.desc())
-        .limit(1)
-    ).first()
+    last = aggregates.last_settlement(conn, team=team, as_of=as_of)
     return TeamRollup(
         team=team,
         as_of=utc(as_of),
         half_life_days=half_life_days,
         figures=found.get(team) or _empty(),
-        last_settled=(utc(last.settled), last.item_id) if last else None,
+        last_settled=(utc(last.settle_at), last.item_id) if last else None,
     )
 
 
@@ -87,7 +75,6 @@ def apply_delivery(conn, rollup: TeamRollup, *, item_id: int, previous_outcome: 
             bucket=aggregates.dialect_of(conn).month(C.c.promised_date),
             as_of=as_of,
             until=as_of,
-            half_life_days=rollup.half_life_days,
             lead_time=False,
         )
         figs["months"] = {**figs["months"], month: figures.month_figures(rows[0])}

@@ -32,6 +32,7 @@ from ledger.tables import (
     PromiseChange,
     ScopeEvent,
     TeamMember,
+    settle_instant,
 )
 from trackrecord.config import Config, Source, TeamModel
 from trackrecord.logs import get_logger
@@ -118,7 +119,9 @@ def refold(session: Session, config: Config, item: Item, now: datetime) -> Settl
     stored += _pull_scope_events(session, item, stored)
     state = fold(stored, tz)
     settlement = settle_state(state, now, tz, judge=judge)
-    members = set(
+    # Members: the team's `members` setting (Jira payloads say nothing about membership, so
+    # for Jira it is the only source) and the GitHub logins seen acting as members.
+    members = set(team.members if team else ()) | set(
         session.scalars(
             select(TeamMember.login).where(
                 TeamMember.team == item.team, TeamMember.source == item.source
@@ -144,7 +147,14 @@ def settle_overdue(session: Session, now: datetime) -> int:
             Commitment.deadline.is_not(None),
             Commitment.deadline <= codec.utc(now),
         )
-        .values(outcome=Outcome.MISSED.value, settled_at=Commitment.deadline, slip_days=None)
+        .values(
+            outcome=Outcome.MISSED.value,
+            settled_at=Commitment.deadline,
+            # Already the deadline while pending (settle_instant); set again so that the row
+            # stays right whatever wrote it before.
+            settle_at=Commitment.deadline,
+            slip_days=None,
+        )
         .execution_options(synchronize_session=False)
     )
     log.info("ledger.settle_overdue", settled=result.rowcount)
@@ -258,8 +268,8 @@ def _write_item(item: Item, state: ItemState, members: set[str]) -> None:
     item.size, item.story_points = state.size, state.story_points
     item.scope = state.scope
     item.links = list(state.links)
-    # Members are learned from GitHub payloads only; elsewhere nobody counts as team, and
-    # first_response then finds no team comment and stays None.
+    # With no known member (a Jira team without `members`), no comment counts as the team's
+    # and first_response stays None rather than guessing.
     wait = first_response(state, members) if state.item_type != "pull_request" else None
     item.first_response_seconds = wait.total_seconds() if wait is not None else None
 
@@ -284,6 +294,13 @@ def _write_commitment(session, item, state, s: Settlement, team: TeamModel | Non
     row.outcome = s.outcome.value
     row.settled_at = codec.utc(s.settled_at)
     row.delivered_at = codec.utc(state.closed_at) if state.status == DELIVERED else None
+    row.settle_at = settle_instant(
+        outcome=row.outcome,
+        promised_date=row.promised_date,
+        deadline=row.deadline,
+        settled_at=row.settled_at,
+        delivered_at=row.delivered_at,
+    )
     row.slip_days = s.slip_days if s.outcome is Outcome.LATE else None
     row.repromise_count = s.repromise_count
     row.small = _is_small(state, team)

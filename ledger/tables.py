@@ -83,6 +83,16 @@ class Commitment(Base):
         Index("ix_commitments_team_promised", "team", "promised_date"),
         Index("ix_commitments_team_settled", "team", "settled_at"),
         Index("ix_commitments_client_promised", "client", "promised_date"),
+        # Settlement order (0004): the streaks read a team's rows in this index's order instead
+        # of sorting them; outcome and excluded make it covering (an index-only scan).
+        Index(
+            "ix_commitments_team_settle",
+            "team",
+            "settle_at",
+            "item_id",
+            "outcome",
+            "excluded",
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -99,6 +109,9 @@ class Commitment(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # ledger.outcomes.Outcome
     settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where the row stands in settlement order (0004), see settle_instant(): written with the
+    # row by ledger.store, never by hand.
+    settle_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     slip_days: Mapped[int | None] = mapped_column(Integer)
     repromise_count: Mapped[int] = mapped_column(Integer, default=0)
     small: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -106,6 +119,41 @@ class Commitment(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+# The outcomes of promises (ledger.outcomes.Outcome values); `unpromised` and `linked` rows are
+# deliveries without a promise.
+PROMISE_OUTCOMES = ("early", "on_time", "late", "missed", "dropped", "descoped", "pending")
+
+
+def settle_instant(
+    *,
+    outcome: str,
+    promised_date: date | None,
+    deadline: datetime | None,
+    settled_at: datetime | None,
+    delivered_at: datetime | None,
+) -> datetime | None:
+    """`commitments.settle_at`: the moment a promise is settled as the figures read it.
+
+    A settled promise: `settled_at`, else `delivered_at` (ledger.outcomes.Commitment.settled).
+    An open (`pending`) one: its deadline, the moment it becomes a miss if still open then, so
+    the value does not change with the clock (`settle_overdue` turning it into a miss settled
+    at the deadline keeps it) and "overdue at as_of" is `settle_at <= as_of`. None for rows
+    that are not promises (unpromised and linked wins). SETTLE_AT_SQL is the same in SQL.
+    """
+    if promised_date is None or outcome not in PROMISE_OUTCOMES:
+        return None
+    if outcome == "pending":
+        return deadline
+    return settled_at if settled_at is not None else delivered_at
+
+
+SETTLE_AT_SQL = (
+    "CASE WHEN promised_date IS NULL OR outcome NOT IN "
+    "('early', 'on_time', 'late', 'missed', 'dropped', 'descoped', 'pending') THEN NULL "
+    "WHEN outcome = 'pending' THEN deadline ELSE coalesce(settled_at, delivered_at) END"
+)
 
 
 class PromiseChange(Base):

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import create_engine, insert
 
-from ledger.tables import Commitment, Item
+from ledger.tables import Commitment, Item, settle_instant
 
 
 def at(month: int, day: int, hour: int = 0, year: int = 2024) -> datetime:
@@ -116,6 +116,13 @@ def insert_ledger(database_url: str, rows: list[dict] = LEDGER) -> None:
                     outcome=r["outcome"],
                     settled_at=r["settled_at"],
                     delivered_at=r["delivered_at"],
+                    settle_at=settle_instant(
+                        outcome=r["outcome"],
+                        promised_date=r["promised_date"],
+                        deadline=r["deadline"],
+                        settled_at=r["settled_at"],
+                        delivered_at=r["delivered_at"],
+                    ),
                     slip_days=r["slip_days"],
                     repromise_count=0,
                     small=r["small"],

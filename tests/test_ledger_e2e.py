@@ -372,3 +372,33 @@ def wipe(settings) -> None:
     with session_factory(settings.database_url)() as s, s.begin():
         for model in (Item, ScopeEvent, TeamMember, Delivery):
             s.execute(delete(model))
+
+
+def jira_comment(at: str, author: str, *, key: str = "TES-41") -> dict:
+    """A comment_created delivery as Jira Cloud sends it (trimmed issue, the comment's author)."""
+    return {
+        "timestamp": h.jira_ms(at),
+        "webhookEvent": "comment_created",
+        "comment": {"id": f"c-{author}", "author": {"accountId": author}, "created": at},
+        "issue": {"id": "10040", "key": key, "fields": {"project": {"key": key.split("-")[0]}}},
+    }
+
+
+def test_jira_first_response_counts_the_configured_members(
+    client, settings, redis_conn, monkeypatch, tmp_path
+):
+    # Jira payloads do not say who is on the team, so the team's `members` setting does.
+    path = tmp_path / "members.toml"
+    path.write_text(
+        CONFIG_TOML.replace('jira = ["TES"]\n', 'jira = ["TES"]\nmembers = ["teammate-1"]\n', 1)
+    )
+    monkeypatch.setenv("TRACKRECORD_CONFIG", str(path))
+    deliver(
+        client,
+        settings,
+        redis_conn,
+        jira_created("2019-02-15T10:00:00+00:00"),  # reported by "admin", not a member
+        jira_comment("2019-02-15T11:00:00+00:00", "outsider-9"),
+        jira_comment("2019-02-15T13:30:00+00:00", "teammate-1"),
+    )
+    assert h.items(settings)[TES]["first_response_seconds"] == 3.5 * 3600

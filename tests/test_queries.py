@@ -3,16 +3,28 @@ computed by hand, and the SQL aggregation path held equal to the pure `track_rec
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, update
+from sqlalchemy import (
+    Date,
+    DateTime,
+    and_,
+    bindparam,
+    create_engine,
+    literal,
+    text,
+    true,
+    update,
+)
 
-from ledger import figures, records, rollup
+from ledger import aggregates, figures, records, rollup
 from ledger.metrics import track_record
-from ledger.queries import load_history
-from ledger.tables import Commitment, Item
+from ledger.queries import C, load_history
+from ledger.tables import Commitment, Item, settle_instant
 from tests.ledger_fixture import AS_OF, at, insert_ledger, row
+from trackrecord import migrate
 
 JUNE = {"period_from": date(2024, 6, 1), "period_to": date(2024, 6, 30)}
 
@@ -162,7 +174,8 @@ def test_rollup_after_deliveries_equals_a_fresh_recompute(engine):
             conn.execute(
                 update(table)
                 .where(table.c.item_id == item_id)
-                .values(outcome=outcome, settled_at=when, delivered_at=when)
+                # As ledger.store writes a delivered row: settle_at is its settlement.
+                .values(outcome=outcome, settled_at=when, delivered_at=when, settle_at=when)
             )
         with engine.connect() as conn:
             state = rollup.apply_delivery(
@@ -189,3 +202,133 @@ def test_recompute_as_of_ignores_later_settlements(engine):
     assert (early["streak_current"], early["streak_longest"]) == (1, 1)  # H1 only
     assert early["first_win_days"] == pytest.approx(10.0)
     assert early["trust_score"]["estimate"] > 0.5
+
+
+def _random_ledger(seed: int, n: int = 300) -> list[dict]:
+    """A team's random history: every outcome, many settlements at the same instant (ties broken
+    by item id), overdue pending rows, exclusions, settlements after the period and after
+    as_of."""
+    rng = random.Random(seed)
+    outcomes = ["early", "on_time", "late", "missed", "dropped", "descoped", "pending"]
+    rows = []
+    for n_ in range(n):
+        outcome = rng.choice(outcomes)
+        promised = date(2024, 1, 1) + timedelta(days=rng.randrange(200))
+        made = datetime.combine(promised, datetime.min.time(), UTC) - timedelta(days=10)
+        # Whole days only, so that many rows settle at the very same instant.
+        when = made + timedelta(days=rng.randrange(1, 25))
+        kwargs = {"made": made, "excluded": rng.random() < 0.05, "small": rng.random() < 0.3}
+        if outcome in ("early", "on_time", "late"):
+            kwargs.update(delivered=when, slip=rng.randrange(1, 9) if outcome == "late" else None)
+        elif outcome in ("missed", "dropped", "descoped"):
+            kwargs["settled"] = when
+        rows.append(row(f"R{n_}", outcome, promised, **kwargs))
+    return rows
+
+
+RANDOM_PERIODS = [
+    {"period_from": date(2024, 3, 1), "period_to": date(2024, 3, 31)},
+    {"period_from": date(2024, 1, 1), "period_to": date(2024, 7, 31)},
+    {"period_from": date(2024, 5, 10), "period_to": date(2024, 5, 10)},
+]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sql_path_agrees_with_pure_path_on_random_ledgers(database_url, seed):
+    """Streaks (ties, misses at their deadline, rows settled after the period's end), trust
+    evidence settled after the period but before as_of, percentiles: both paths agree."""
+    insert_ledger(database_url, _random_ledger(seed))
+    as_of = datetime(2024, 6, 15, tzinfo=UTC)
+    with create_engine(database_url).connect() as conn:
+        for period in RANDOM_PERIODS:
+            pure = pure_record(conn, as_of=as_of, **period)
+            sql = figures.record_sql(conn, as_of=as_of, team="platform", **period)
+            for key, value in pure.items():
+                if key == "trust_score":
+                    assert sql[key] == pytest.approx(value, rel=1e-9), (period, key)
+                else:
+                    expected = pytest.approx(value) if isinstance(value, float) else value
+                    assert sql[key] == expected, (period, key)
+
+
+def test_settlement_pass_window_fallback_agrees(database_url):
+    """The window-function streaks (SQLite's fallback when rows do not come in index order, and
+    the path of a client's rows there) give the same runs as the main path of each engine."""
+    insert_ledger(database_url, _random_ledger(3))
+    as_of, until = datetime(2024, 6, 15, tzinfo=UTC), datetime(2024, 5, 1, tzinfo=UTC)
+    with create_engine(database_url).connect() as conn:
+        for end in (as_of, until):
+            main = aggregates.settlement_pass(
+                conn, owner=C.c.team, where=true(), as_of=as_of, until=end, half_life_days=90
+            )
+            seq, broken = aggregates._sequence(C.c.team, true(), as_of=as_of, until=end)
+            window = aggregates._window_streaks(
+                conn, C.c.team, and_(seq, C.c.settle_at <= literal(end, DateTime(True))), broken
+            )
+            assert {name: (s.current, s.longest) for name, s in main.items()} == window
+
+
+def test_sqlite_streak_aggregate_refuses_rows_out_of_order():
+    walk = aggregates._Streak()
+    walk.step(0, 1, "2024-01-02 00:00:00.000000", 5, 0.5)
+    walk.step(0, 1, "2024-01-02 00:00:00.000000", 7, 0.5)  # a tie: item id decides
+    assert walk.ordered
+    walk.step(1, 1, "2024-01-01 00:00:00.000000", 9, 0.5)
+    assert walk.finalize() is None
+
+
+def test_sqlite_out_of_order_falls_back_to_the_window_statement(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    migrate.upgrade(url)
+    insert_ledger(url, _random_ledger(4))
+    as_of = datetime(2024, 6, 15, tzinfo=UTC)
+    with create_engine(url).connect() as conn:
+        found = figures.record_sql(conn, as_of=as_of, team="platform", **RANDOM_PERIODS[1])
+        monkeypatch.setattr(aggregates._Streak, "finalize", lambda self: None)
+        fallback = figures.record_sql(conn, as_of=as_of, team="platform", **RANDOM_PERIODS[1])
+    assert fallback == found
+
+
+def test_migration_0004_fills_settle_at_from_each_row(database_url):
+    """Rows written before 0004 get their settle_at from their own columns, as
+    ledger.tables.settle_instant would write it."""
+    migrate.downgrade(database_url, "0003")
+    engine = create_engine(database_url)
+    rows = [
+        row("D", "late", (6, 4), made=at(5, 1), delivered=at(6, 7, 12), slip=3),
+        row("P", "pending", (6, 12), made=at(6, 2)),
+        row("M", "missed", (6, 9), made=at(5, 30), settled=at(6, 10)),
+        row("U", "unpromised", delivered=at(6, 3)),
+    ]
+    columns = ("promised_date", "deadline", "outcome", "settled_at", "delivered_at")
+    with engine.begin() as conn:
+        for n, r in enumerate(rows, 1):
+            conn.execute(
+                Item.__table__.insert().values(
+                    id=n, key=r["key"], source="github", source_key="acme/x", team="t",
+                    client="c", status="open", links=[], updated_at=at(7, 1),
+                )
+            )  # fmt: skip
+            values = {c: r[c] for c in columns}
+            conn.execute(
+                text(
+                    "INSERT INTO commitments (item_id, team, client, promised_date, deadline, "
+                    "outcome, settled_at, delivered_at, repromise_count, small, excluded, "
+                    "updated_at) VALUES (:item_id, 't', 'c', :promised_date, :deadline, "
+                    ":outcome, :settled_at, :delivered_at, 0, false, false, :updated_at)"
+                ).bindparams(
+                    bindparam("promised_date", type_=Date()),
+                    *(bindparam(c, type_=DateTime(True)) for c in ("deadline", "settled_at")),
+                    bindparam("delivered_at", type_=DateTime(True)),
+                    bindparam("updated_at", type_=DateTime(True)),
+                ),
+                {"item_id": n, "updated_at": at(7, 1), **values},
+            )
+    engine.dispose()
+    migrate.upgrade(database_url)
+    with create_engine(database_url).connect() as conn:
+        found = {r.item_id: r for r in conn.execute(Commitment.__table__.select()).mappings().all()}
+    for n, r in enumerate(rows, 1):
+        expected = settle_instant(**{c: r[c] for c in columns})
+        got = found[n]["settle_at"]
+        assert (got.replace(tzinfo=UTC) if got and got.tzinfo is None else got) == expected

@@ -14,7 +14,7 @@ from connectors.github import normalize as github
 from connectors.jira import normalize as jira
 from ledger import codec, store
 from ledger.events import DomainEvent, EventKind
-from ledger.tables import Commitment, Item, ItemEvent
+from ledger.tables import Commitment, Item, ItemEvent, settle_instant
 from tests.helpers import FIXTURES
 from tests.ledger_helpers import commitments, promise_changes
 from trackrecord.db import session_factory
@@ -166,3 +166,43 @@ def test_settle_overdue_only_touches_pending_rows_past_their_deadline(session, s
     row = commitments(settings)[KEY]
     assert (row["outcome"], row["settled_at"]) == ("missed", datetime(2019, 5, 24, tzinfo=UTC))
     assert store.settle_overdue(session, NOW) == 0
+
+
+def _settle_at_is_derived(row: dict) -> None:
+    assert row["settle_at"] == settle_instant(
+        outcome=row["outcome"],
+        promised_date=row["promised_date"],
+        deadline=row["deadline"],
+        settled_at=row["settled_at"],
+        delivered_at=row["delivered_at"],
+    )
+
+
+def test_settle_at_follows_the_row_through_its_life(session, settings):
+    """settle_at (0004) is the settlement the figures order by: the deadline while pending,
+    unchanged when settle_overdue makes the row a miss, the delivery once delivered, and
+    nothing for a row that is not a promise."""
+    source = settings.config.source("github", "Codertocat/Hello-World")
+    opened = datetime(2019, 5, 16, tzinfo=UTC)
+    store.apply_events(
+        session, settings.config, source, [promise("2019-05-15T10:00:00", "2019-05-23")], now=opened
+    )
+    session.commit()
+    row = commitments(settings)[KEY]
+    assert row["outcome"] == "pending"
+    assert row["settle_at"] == row["deadline"] == datetime(2019, 5, 24, tzinfo=UTC)
+    assert store.settle_overdue(session, datetime(2019, 5, 24, tzinfo=UTC)) == 1
+    session.commit()
+    row = commitments(settings)[KEY]
+    assert (row["outcome"], row["settle_at"]) == ("missed", datetime(2019, 5, 24, tzinfo=UTC))
+    _settle_at_is_derived(row)
+    apply(session, settings, ev(EventKind.DELIVERED, "2019-05-22T10:00:00", resolution="done"))
+    row = commitments(settings)[KEY]
+    assert row["outcome"] in ("early", "on_time")
+    assert row["settle_at"] == datetime(2019, 5, 22, 10, tzinfo=UTC)
+    _settle_at_is_derived(row)
+    other = "github:Codertocat/Hello-World#2"
+    win = ev(EventKind.DELIVERED, "2019-05-20T10:00:00", key=other, resolution="completed")
+    apply(session, settings, win)
+    row = commitments(settings)[other]
+    assert row["outcome"] == "unpromised" and row["settle_at"] is None

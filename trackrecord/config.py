@@ -94,6 +94,9 @@ class TeamModel(_Strict):
     on_time_basis: str = Field("first", pattern="^(first|latest)$")
     small_max_points: float = 3
     small_labels: list[str] = ["size:XS", "size:S"]
+    # People whose comments answer for the team (GitHub logins, Jira accountIds or Server user
+    # names), for the first-response figure. GitHub members are also learned from payloads.
+    members: list[str] = []
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
 
