@@ -109,6 +109,8 @@ class StubJira:
     def __init__(self) -> None:
         self.faults: list = []  # (predicate(request), make_response) answered once each
         self.broken = None  # predicate(request): 500 for ever
+        self.extra: list[dict] = []  # more issues for the search, beside ISSUES
+        self.changelogs: dict[str, list[dict]] = {}  # key -> every history, for /changelog
 
     def __call__(self, request: Request) -> Response:
         if self.broken and self.broken(request):
@@ -130,11 +132,17 @@ class StubJira:
                            "clauseNames": ["due", "duedate"]}])  # fmt: skip
         if request.path == SEARCH:
             return self.search(request)
+        if m := re.fullmatch(r"/rest/api/2/issue/([A-Z]+-\d+)/changelog", request.path):
+            # Two histories a page, as Jira pages its changelog endpoint (startAt/isLast).
+            everything, start = self.changelogs[m[1]], int(request.args.get("startAt", 0))
+            values = everything[start : start + 2]
+            return reply({"startAt": start, "maxResults": 2, "total": len(everything),
+                          "isLast": start + 2 >= len(everything), "values": values})  # fmt: skip
         return reply({"errorMessages": ["not found"]}, 404)
 
     def search(self, request: Request) -> Response:
         jql, size = request.args["jql"], int(request.args.get("maxResults", 50))
-        found = sorted(ISSUES, key=lambda i: i["fields"]["updated"])
+        found = sorted(ISSUES + self.extra, key=lambda i: i["fields"]["updated"])
         if m := re.search(r'updated >= "(\d{4}-\d{2}-\d{2})"', jql):
             found = [i for i in found if i["fields"]["updated"][:10] >= m[1]]
         offset = int(request.args.get("nextPageToken", "tok-0").split("-")[1])
@@ -245,3 +253,27 @@ def test_unknown_project_and_bad_since_are_refused(env):
         cli, ["backfill", "github", "Codertocat/Hello-World", "--since", "may"]
     )
     assert bad.exit_code == 2 and "'may' is not a date" in bad.output
+
+
+def test_a_long_changelog_is_read_whole(env, jira, httpserver):
+    # Promised for the 8th, re-promised for the 12th, done on the 11th: judged against the
+    # first promise, three days late. The search response carries only the oldest history.
+    histories = [
+        change("2024-05-02T10:00:00.000+0000",
+               ("duedate", "duedate", None, None, "2024-05-08", "2024-05-08 00:00:00.0")),
+        change("2024-05-06T10:00:00.000+0000",
+               ("duedate", "duedate", "2024-05-08", "2024-05-08 00:00:00.0", "2024-05-12",
+                "2024-05-12 00:00:00.0")),
+        resolved("2024-05-11T12:00:00.000+0000"),
+    ]  # fmt: skip
+    long = issue("TES-6", "2024-05-11T12:00:00.000+0000", histories[0],
+                 duedate="2024-05-12", done="2024-05-11T12:00:00.000+0000")  # fmt: skip
+    long["changelog"]["total"] = 3
+    jira.extra.append(long)
+    jira.changelogs["TES-6"] = histories
+
+    result = CliRunner().invoke(cli, ["backfill", "jira", "TES"])
+    assert result.exit_code == 0, result.output
+    assert ledger(env["DATABASE_URL"])["TES-6"] == ("late", 3, date(2024, 5, 8))
+    pages = [r.args.get("startAt", "0") for r, _ in httpserver.log if "changelog" in r.path]
+    assert pages == ["0", "2"]  # only the long one, both pages

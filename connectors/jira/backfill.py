@@ -136,7 +136,9 @@ def backfill_jira(
                 Fetched(
                     raw["key"],
                     parse_time(raw["fields"]["updated"]),
-                    lambda raw=raw: issue_history(raw, versions),
+                    lambda raw=raw: issue_history(
+                        complete_changelog(client, raw, call, cloud), versions
+                    ),
                 )
                 for raw in issues
             ]
@@ -156,6 +158,34 @@ def backfill_jira(
         progress=bar,
         restart=restart,
     )
+
+
+def complete_changelog(client, raw: dict, call, cloud: bool) -> dict:
+    """The issue with its whole changelog. A search response carries only part of a long one
+    (`total` says how long it is); a partial history rebuilds a wrong past, so the rest is read
+    from the issue's changelog endpoint (Cloud) or the issue itself (Server/DC, which expands
+    the whole changelog there)."""
+    changelog = raw.get("changelog") or {}
+    histories = changelog.get("histories") or []
+    if changelog.get("total", len(histories)) <= len(histories):
+        return raw
+    key = raw["key"]
+    if cloud:
+        # The jira library has no public call for /issue/{key}/changelog; _get_json is the
+        # helper its own methods use, so it signs, retries and raises like they do.
+        histories, start = [], 0
+        while True:
+            page = call(client._get_json, f"issue/{key}/changelog", params={"startAt": start})
+            values = page.get("values") or []
+            histories += values
+            start += len(values)
+            if page.get("isLast", True) or not values or start >= page.get("total", 0):
+                break
+    else:
+        full = call(client._get_json, f"issue/{key}", params={"expand": "changelog"})
+        histories = (full.get("changelog") or {}).get("histories") or []
+    complete = {"startAt": 0, "maxResults": len(histories), "total": len(histories)}
+    return {**raw, "changelog": {**complete, "histories": histories}}
 
 
 def sync_changed(source: Source, *, session_factory=None, config: Config | None = None) -> dict:
