@@ -111,6 +111,7 @@ class StubJira:
         self.broken = None  # predicate(request): 500 for ever
         self.extra: list[dict] = []  # more issues for the search, beside ISSUES
         self.changelogs: dict[str, list[dict]] = {}  # key -> every history, for /changelog
+        self.deployment = "Cloud"  # "Server": classic /search with startAt, as Data Center
 
     def __call__(self, request: Request) -> Response:
         if self.broken and self.broken(request):
@@ -121,7 +122,7 @@ class StubJira:
                 return fault[1]()
         if request.path == "/rest/api/2/serverInfo":
             return reply({"baseUrl": "https://example.atlassian.net", "version": "1001.0.0",
-                          "versionNumbers": [1001, 0, 0], "deploymentType": "Cloud",
+                          "versionNumbers": [1001, 0, 0], "deploymentType": self.deployment,
                           "buildNumber": 100282, "serverTitle": "Jira"})  # fmt: skip
         if request.path == "/rest/api/2/project/TES/versions":
             return reply([VERSION])
@@ -132,6 +133,8 @@ class StubJira:
                            "clauseNames": ["due", "duedate"]}])  # fmt: skip
         if request.path == SEARCH:
             return self.search(request)
+        if request.path == "/rest/api/2/search" and self.deployment == "Server":
+            return self.classic_search(request)
         if m := re.fullmatch(r"/rest/api/2/issue/([A-Z]+-\d+)/changelog", request.path):
             # Two histories a page, as Jira pages its changelog endpoint (startAt/isLast).
             everything, start = self.changelogs[m[1]], int(request.args.get("startAt", 0))
@@ -151,6 +154,13 @@ class StubJira:
         if not body["isLast"]:
             body["nextPageToken"] = f"tok-{offset + size}"
         return reply(body)
+
+    def classic_search(self, request: Request) -> Response:
+        # Server / Data Center: startAt + total, no tokens.
+        start, size = int(request.args.get("startAt", 0)), int(request.args["maxResults"])
+        found = sorted(ISSUES, key=lambda i: i["fields"]["updated"])
+        return reply({"startAt": start, "maxResults": size, "total": len(found),
+                      "issues": found[start : start + size]})  # fmt: skip
 
 
 def reply(body, status=200, headers=None) -> Response:
@@ -277,3 +287,21 @@ def test_a_long_changelog_is_read_whole(env, jira, httpserver):
     assert ledger(env["DATABASE_URL"])["TES-6"] == ("late", 3, date(2024, 5, 8))
     pages = [r.args.get("startAt", "0") for r, _ in httpserver.log if "changelog" in r.path]
     assert pages == ["0", "2"]  # only the long one, both pages
+
+
+def test_server_backfill_pages_with_start_at_and_a_personal_access_token(
+    env, jira, httpserver, monkeypatch
+):
+    jira.deployment = "Server"
+    monkeypatch.delenv("JIRA_EMAIL")
+    monkeypatch.delenv("JIRA_API_TOKEN")
+    monkeypatch.setenv("JIRA_PAT", "jira-pat-value")
+    result = CliRunner().invoke(cli, ["backfill", "jira", "TES", "--page-size", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["items"] == 5
+    classic = [r for r, _ in httpserver.log if r.path == "/rest/api/2/search"]
+    assert [r.args["startAt"] for r in classic] == ["0", "2", "4"]
+    assert not searches(httpserver)  # never Cloud's /search/jql
+    assert all(r.headers["Authorization"] == "Bearer jira-pat-value" for r in classic)
+    assert ledger(env["DATABASE_URL"])["TES-2"] == ("late", 2, date(2024, 5, 10))
+    assert "jira-pat-value" not in result.output
