@@ -111,8 +111,11 @@ def _promise(s: ItemState, e: DomainEvent) -> None:
     if s.status != OPEN:
         return
     if e.promised_date is None:
-        # Moved into a milestone without a due date: whatever it was in before no longer holds.
+        # Moved into a milestone (fix version, sprint) without a date: whatever it was in before
+        # no longer holds, but the item is in this one now, so a date set on it later
+        # (milestone_due_changed) becomes the item's promise then.
         _withdraw(s, e)
+        s.scope = e.scope
         return
     if s.first_promised is None:
         s.first_promised, s.promised_at = e.promised_date, e.at
@@ -127,6 +130,8 @@ def _descoped(s: ItemState, e: DomainEvent) -> None:
     if e.scope is not None and s.scope is not None and e.scope != s.scope:
         return
     _withdraw(s, e)
+    if s.status == OPEN:
+        s.scope = None  # out of an undated milestone too: its date no longer applies
 
 
 def _withdraw(s: ItemState, e: DomainEvent) -> None:

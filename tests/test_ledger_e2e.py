@@ -402,3 +402,45 @@ def test_jira_first_response_counts_the_configured_members(
         jira_comment("2019-02-15T13:30:00+00:00", "teammate-1"),
     )
     assert h.items(settings)[TES]["first_response_seconds"] == 3.5 * 3600
+
+
+def undated(kind: str, doc: dict) -> tuple[str, dict]:
+    """The milestone of a delivery without a due date, as GitHub sends a milestone just made."""
+    for milestone in (doc.get("milestone"), doc["issue"].get("milestone")):
+        if milestone:
+            milestone["due_on"] = None
+    return kind, doc
+
+
+@pytest.mark.parametrize("order", ["in order", "date first"])
+def test_a_date_set_on_a_milestone_later_promises_its_items(client, settings, redis_conn, order):
+    # Plan first, date later: filed into an undated milestone on the 15th, the milestone gets
+    # its due date on the 20th, the issue is closed on the 22nd, a day before it.
+    posts = [
+        gh_issue("opened", OPENED, due=None),
+        undated(*gh_issue("milestoned", "2019-05-15T16:00:00Z")),
+        h.gh_milestone_due("2019-05-20T12:00:00Z", "2019-05-23"),
+        gh_issue("closed", "2019-05-22T10:00:00Z"),
+    ]
+    if order == "date first":
+        posts = [posts[2], posts[0], posts[3], posts[1]]
+    rows = deliver(client, settings, redis_conn, *posts)
+    assert (rows[ISSUE]["outcome"], rows[ISSUE]["promised_date"]) == ("early", date(2019, 5, 23))
+    # The promise was made when the date was set, not when the issue was filed.
+    assert h.at("2019-05-20T12:00:00Z") == rows[ISSUE]["promised_at"]
+
+
+def test_a_started_sprint_promises_the_issues_planned_into_it(client, settings, redis_conn):
+    sprint = {"id": 7, "state": "future", "name": "Sprint 7", "boardId": 1}
+    created = jira_created("2019-02-10T10:00:00+00:00", due=None)
+    created["issue"]["fields"]["customfield_10020"] = [sprint]
+    started = {
+        "timestamp": h.jira_ms("2019-02-11T09:00:00+00:00"),
+        "webhookEvent": "sprint_started",
+        "sprint": {**sprint, "state": "active", "startDate": "2019-02-11T09:00:00.000Z",
+                   "endDate": "2019-02-22T17:00:00.000Z"},
+    }  # fmt: skip
+    rows = deliver(client, settings, redis_conn, created, started)
+    # Promised when the sprint started, for its last day; that day is long past, so: missed.
+    assert (rows[TES]["outcome"], rows[TES]["promised_date"]) == ("missed", date(2019, 2, 22))
+    assert rows[TES]["promised_at"] == h.at("2019-02-11T09:00:00+00:00")

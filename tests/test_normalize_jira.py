@@ -179,8 +179,9 @@ def test_version_release_date_change_is_keyed_by_the_version():
 
 
 def test_ignored_and_unknown_webhooks_emit_nothing():
+    # A sprint that has not started (or has no end date) promises nothing yet.
     assert normalize({"webhookEvent": "sprint_started", "sprint": {"id": 1}}) == []
-    assert classify({"webhookEvent": "sprint_started"}) == "ignored"
+    assert classify({"webhookEvent": "sprint_created"}) == "ignored"
     assert classify({"webhookEvent": "board_created"}) == "unknown"
 
 

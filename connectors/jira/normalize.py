@@ -64,7 +64,12 @@ def sprints(fields: Payload, cfg: JiraConfig) -> list[Payload]:
     found: list[Payload] = []
     for value in candidates:
         for entry in value if isinstance(value, list) else []:
-            if isinstance(entry, dict) and "state" in entry and "endDate" in entry:
+            # Cloud's sprint objects; a future sprint may have no dates yet, but has a board.
+            if (
+                isinstance(entry, dict)
+                and "state" in entry
+                and ("endDate" in entry or "boardId" in entry)
+            ):
                 found.append(entry)
             elif isinstance(entry, str) and entry.startswith(_SERVER_SPRINT):
                 # Server/Data Center sends "...Sprint@1a2b[id=3,state=ACTIVE,endDate=...]".
@@ -80,10 +85,20 @@ def promise(fields: Payload, cfg: JiraConfig) -> tuple[date | None, str | None]:
     if versions:
         earliest = min(versions, key=lambda v: v["releaseDate"])
         return date.fromisoformat(earliest["releaseDate"]), f"jira:version/{earliest['id']}"
-    for sprint in sprints(fields, cfg):
+    found = sprints(fields, cfg)
+    for sprint in found:
         end = parse_time(sprint.get("endDate")) if sprint.get("endDate") != "<null>" else None
         if str(sprint.get("state", "")).lower() == "active" and end:
             return end.astimezone(cfg.sprint_tz).date(), f"jira:sprint/{sprint['id']}"
+    # No date yet, but a container that will get one: a future sprint (its end counts once it
+    # starts) or an undated fix version (once it has a release date). The item is recorded in
+    # it, so the sprint_started / version_updated delivery turns it into a promise.
+    for sprint in found:
+        if str(sprint.get("state", "")).lower() == "future":
+            return None, f"jira:sprint/{sprint['id']}"
+    undated = [v for v in fields.get("fixVersions") or [] if v.get("id")]
+    if undated:
+        return None, f"jira:version/{undated[0]['id']}"
     return None, None
 
 
@@ -126,7 +141,7 @@ def _close(payload: Payload, cfg: JiraConfig) -> DomainEvent:
 
 def _promise_event(payload: Payload, at: datetime, cfg: JiraConfig) -> DomainEvent:
     promised, scope = promise(payload["issue"]["fields"], cfg)
-    kind = EventKind.PROMISE_SET if promised else EventKind.DESCOPED
+    kind = EventKind.PROMISE_SET if promised or scope else EventKind.DESCOPED
     return _event(payload, kind, at, cfg, promised_date=promised, scope=scope)
 
 
@@ -134,7 +149,7 @@ def created(payload: Payload, cfg: JiraConfig) -> list[DomainEvent]:
     fields = payload["issue"]["fields"]
     at = parse_time(fields.get("created")) or event_time(payload)
     events = [_event(payload, EventKind.OPENED, at, cfg, actor=_actor(fields.get("reporter")))]
-    if promise(fields, cfg)[0]:
+    if any(promise(fields, cfg)):
         events.append(_promise_event(payload, at, cfg))
     if _is_done(fields):
         events.append(_close(payload, cfg))
@@ -228,6 +243,8 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("comment_created", "*"): comment,
     ("jira:version_updated", "*"): version_updated,
     ("sprint_updated", "*"): sprint_updated,
+    # A started sprint gives its end date to the issues planned into it (recorded in its scope).
+    ("sprint_started", "*"): sprint_updated,
 }
 
 IGNORED: frozenset[tuple[str, str]] = frozenset(
@@ -242,9 +259,6 @@ IGNORED: frozenset[tuple[str, str]] = frozenset(
         ("jira:version_released", "*"),  # releasing settles nothing; each issue settles itself
         ("jira:version_deleted", "*"),  # Jira sends issue updates for the fix versions it clears
         ("sprint_created", "*"),
-        # No issue event fires when a sprint starts and the payload does not list its issues;
-        # reconcile re-reads them (see docs/ledger.md, "Known gaps").
-        ("sprint_started", "*"),
         ("sprint_closed", "*"),  # unfinished issues move on and send Sprint changelogs
     }
 )
