@@ -56,6 +56,8 @@ def test_failed_deliveries_are_redelivered_once(env, hooked_config, client, http
         summary(5, "guid-C", 502),
         summary(4, "guid-D", 500, event="push"),  # an event we do not handle -> leave it
         summary(3, "guid-E", 502),  # we have it -> leave it
+        summary(8, "guid-G", 401),  # refused (bad signature): a verdict, not a fault -> leave it
+        summary(9, "guid-H", 0),  # no answer at all (a timeout) -> redeliver
         summary(2, "guid-B", 200),
         summary(1, "guid-F", 502, at="2000-01-01T00:00:00Z"),  # older than the lookback
     ]
@@ -74,14 +76,18 @@ def test_failed_deliveries_are_redelivered_once(env, hooked_config, client, http
     httpserver.expect_ordered_request(f"{BASE}/6/attempts", method="POST").respond_with_json(
         {}, status=202
     )
+    httpserver.expect_ordered_request(f"{BASE}/9/attempts", method="POST").respond_with_json(
+        {}, status=202
+    )
 
     result = CliRunner().invoke(cli, ["reconcile"])
     assert result.exit_code == 0, result.output
     results = json.loads(result.output.strip().splitlines()[-1])
-    # A and E failed and never succeeded; E was stored here, so only A is redelivered.
+    # A, E and H failed by a fault and never succeeded; E was stored here, so A and H are
+    # redelivered. G was refused with a 401, which another try would only repeat.
     assert {k: results[REPO][k] for k in ("redelivered", "failed_seen")} == {
-        "redelivered": 1,
-        "failed_seen": 2,
+        "redelivered": 2,
+        "failed_seen": 3,
     }
     # Every configured source is visited; none was backfilled, so none is re-read.
     assert set(results) == {
@@ -95,7 +101,7 @@ def test_failed_deliveries_are_redelivered_once(env, hooked_config, client, http
     assert results["TES"]["resync"].startswith("not backfilled yet")
     httpserver.check_assertions()
     posts = [r for r, _ in httpserver.log if r.method == "POST"]
-    assert [p.path for p in posts] == [f"{BASE}/6/attempts"] * 2
+    assert [p.path for p in posts] == [f"{BASE}/6/attempts"] * 2 + [f"{BASE}/9/attempts"]
     assert all(p.headers["Authorization"] == "token ghp_test_token_value" for p in posts)
     logged = capsys.readouterr()
     assert "ghp_test_token_value" not in logged.out + logged.err
@@ -160,3 +166,13 @@ def test_github_app_authenticates_as_its_installation(
     # ...and then acts with the installation's token, never with the JWT.
     assert by_path[BASE].headers["Authorization"] == "token ghs_installation_token"
     assert "ghs_installation_token" not in result.output
+
+
+def test_one_broken_source_does_not_stop_the_others(env, hooked_config, httpserver, monkeypatch):
+    # The hook id is wrong: GitHub answers 404. Reconciliation records it and goes on.
+    httpserver.expect_request(BASE, method="GET").respond_with_json({"message": "Not Found"}, 404)
+    result = CliRunner().invoke(cli, ["reconcile"])
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.stdout.strip().splitlines()[-1])
+    assert results[REPO]["error"].startswith("UnknownObjectException")
+    assert results["TES"]["resync"].startswith("not backfilled yet")  # visited after it

@@ -36,6 +36,11 @@ def reconcile_all() -> dict[str, dict]:
         except (GithubNotConfigured, JiraNotConfigured) as exc:
             log.warning("reconcile.not_configured", source=source.key, reason=str(exc))
             results[source.key] = {"error": str(exc)}
+        except Exception as exc:
+            # One broken source (a wrong hook_id, an API outage) must not starve the others of
+            # their hourly healing; it is logged and tried again next hour.
+            log.exception("reconcile.failed", source=source.key, error=type(exc).__name__)
+            results[source.key] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
     return results
 
 
@@ -93,9 +98,13 @@ def _redeliver(settings, source) -> dict:
             break
         if summary.event not in SUPPORTED_EVENTS:
             continue
-        if summary.status_code and 200 <= summary.status_code < 300:
+        code = summary.status_code or 0
+        if 200 <= code < 300:
             succeeded.add(summary.guid)
-        elif summary.guid not in succeeded and summary.guid not in failed:
+        elif (code == 0 or code >= 500) and summary.guid not in succeeded | failed.keys():
+            # Only faults heal by trying again: no answer (0) or a 5xx such as our 503 while the
+            # database was down. A 4xx is a verdict (bad signature, unsupported event, too
+            # large); redelivering it would fail again every hour, for ever.
             failed[summary.guid] = summary.id
 
     with Session() as session:

@@ -50,6 +50,9 @@ def run_scheduler(settings: Settings) -> None:
     redis = redis_from_url(settings.redis_url)
     cron = CronScheduler(connection=redis)
     cron.register(relay_pending, queue_name=settings.queue_name, interval=RELAY_EVERY_SECONDS)
-    cron.register(reconcile_all, queue_name=settings.queue_name, cron="17 * * * *")
+    # Reconciling may wait out a rate limit and re-read changed items: give it most of the hour.
+    cron.register(
+        reconcile_all, queue_name=settings.queue_name, cron="17 * * * *", job_timeout=3000
+    )
     cron.register(settle_overdue_job, queue_name=settings.queue_name, cron="*/15 * * * *")
     cron.start()
