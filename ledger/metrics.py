@@ -108,8 +108,10 @@ def streaks(outcomes_in_settlement_order: Iterable[Outcome]) -> tuple[int, int]:
 def settlement_order(commitments: Iterable[Commitment], *, until: datetime) -> list[Outcome]:
     """Outcomes of the kept and broken commitments settled up to `until`, oldest first.
 
-    A miss is ordered by its deadline (its settled_at), which is why the order is by settlement
-    and not by promised date. Ties are broken by key so that the order is deterministic.
+    A miss is ordered by its deadline (its settled_at), and so is a late delivery (its
+    settlement_time: broken when the deadline passed, not when finally delivered), which is why
+    the order is by settlement and not by promised date. Ties are broken by key so that the
+    order is deterministic.
     """
     settled = [
         (c.settlement_time, c.key, c.outcome)

@@ -49,8 +49,29 @@ class Commitment:
     slip_days: int | None
     small: bool = False
     excluded: bool = False
+    # The end of the promised day in the team's timezone (the ledger's `deadline`, UTC). A late
+    # delivery is settled here, as broken: the promise was broken when its deadline passed.
+    deadline: datetime | None = None
 
     @property
     def settlement_time(self) -> datetime | None:
-        """When the commitment was settled; a delivery settles it even if settled_at is unset."""
-        return self.settled_at if self.settled_at is not None else self.delivered_at
+        """When the commitment was settled: its place in settlement order and the time its
+        trust evidence dates from (ledger.tables.settle_instant is the same for the database).
+
+        A late delivery settles at its deadline (when the promise was broken, as a miss would
+        have), not at the delivery, so delivering late never sits later than not delivering;
+        so does a promise dropped after its deadline.
+        Otherwise `settled_at`; a delivery settles it even if settled_at is unset. A late row
+        without a deadline (made by hand) falls back to those, as the SQL does.
+        """
+        if self.outcome is Outcome.LATE and self.deadline is not None:
+            return self.deadline
+        settled = self.settled_at if self.settled_at is not None else self.delivered_at
+        if (
+            self.outcome is Outcome.DROPPED
+            and self.deadline is not None
+            and settled is not None
+            and settled > self.deadline
+        ):
+            return self.deadline  # dropped after the deadline: broken at the deadline
+        return settled

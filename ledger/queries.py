@@ -117,6 +117,7 @@ def load_history(
                 slip,
                 bool(small),
                 bool(excluded),
+                deadline,  # a late delivery settles here (Commitment.settlement_time)
             )
         )
     return history

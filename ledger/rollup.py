@@ -6,7 +6,8 @@ rolls the trust evidence forward with the forgetting factor itself (evidence at 
 is the earlier evidence times 0.5 ** (elapsed / half_life), plus the new settlement's weight:
 Jøsang and Ismail's recursive form), and extends or ends the streak. Anything that breaks those
 shortcuts falls back to the team's full recompute (`ledger.figures.recompute`):
-- the delivery settles before the last settlement already counted (out of order);
+- the delivery settles before the last settlement already counted (out of order; a late
+  delivery settles at its deadline, so usually it does);
 - the row was already settled (a reopened item delivered again changes old evidence);
 - a pending deadline passed since the last update (a miss the clock made, not an event);
 - the team's first kept promise (its time to first win changes).
@@ -56,11 +57,13 @@ def apply_delivery(conn, rollup: TeamRollup, *, item_id: int, previous_outcome: 
     """The rollup after the commitment of `item_id` was settled (read from the ledger)."""
     as_of = utc(as_of)
     row = conn.execute(
-        select(
-            C.c.promised_date, C.c.outcome, C.c.settled_at, C.c.delivered_at, C.c.excluded
-        ).where(C.c.item_id == item_id)
+        select(C.c.promised_date, C.c.outcome, C.c.settle_at, C.c.excluded).where(
+            C.c.item_id == item_id
+        )
     ).one()
-    settled = utc(row.settled_at or row.delivered_at)
+    # Its place in settlement order (ledger.tables.settle_instant): a late delivery's is its
+    # deadline, usually before the last settlement counted, and then the team is recomputed.
+    settled = utc(row.settle_at)
     outcome = Outcome(row.outcome)
     if not _can_roll(conn, rollup, outcome, previous_outcome, settled, item_id, as_of):
         fresh = build(conn, team=rollup.team, as_of=as_of, half_life_days=rollup.half_life_days)

@@ -136,23 +136,35 @@ def settle_instant(
 ) -> datetime | None:
     """`commitments.settle_at`: the moment a promise is settled as the figures read it.
 
-    A settled promise: `settled_at`, else `delivered_at` (ledger.outcomes.Commitment.settled).
-    An open (`pending`) one: its deadline, the moment it becomes a miss if still open then, so
-    the value does not change with the clock (`settle_overdue` turning it into a miss settled
-    at the deadline keeps it) and "overdue at as_of" is `settle_at <= as_of`. None for rows
-    that are not promises (unpromised and linked wins). SETTLE_AT_SQL is the same in SQL.
+    A settled promise: `settled_at`, else `delivered_at` (ledger.outcomes.Commitment.
+    settlement_time, the pure path's). A `late` one: its deadline (0005), the moment the
+    promise was broken, so a late delivery stands where the miss it was stood and delivering
+    late never moves a broken promise later than not delivering (a row with no deadline falls
+    back to the above); a `dropped` one dropped after its deadline likewise. An open
+    (`pending`) one: its deadline, the moment it becomes a miss if
+    still open then, so the value does not change with the clock (`settle_overdue` turning it
+    into a miss settled at the deadline keeps it, and so does a late delivery after it) and
+    "overdue at as_of" is `settle_at <= as_of`. None for rows that are not promises
+    (unpromised and linked wins). SETTLE_AT_SQL is the same in SQL.
     """
     if promised_date is None or outcome not in PROMISE_OUTCOMES:
         return None
-    if outcome == "pending":
+    if outcome == "pending" or (outcome == "late" and deadline is not None):
         return deadline
-    return settled_at if settled_at is not None else delivered_at
+    settled = settled_at if settled_at is not None else delivered_at
+    if outcome == "dropped" and deadline is not None and settled is not None and settled > deadline:
+        # Dropped after its deadline: it was already broken at the deadline, like a late one.
+        return deadline
+    return settled
 
 
 SETTLE_AT_SQL = (
     "CASE WHEN promised_date IS NULL OR outcome NOT IN "
     "('early', 'on_time', 'late', 'missed', 'dropped', 'descoped', 'pending') THEN NULL "
-    "WHEN outcome = 'pending' THEN deadline ELSE coalesce(settled_at, delivered_at) END"
+    "WHEN outcome = 'pending' THEN deadline "
+    "WHEN outcome = 'late' THEN coalesce(deadline, settled_at, delivered_at) "
+    "WHEN outcome = 'dropped' AND deadline < coalesce(settled_at, delivered_at) THEN deadline "
+    "ELSE coalesce(settled_at, delivered_at) END"
 )
 
 

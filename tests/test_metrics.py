@@ -2,7 +2,7 @@
 docs/metrics.md), plus the edge cases of each figure. No database, no Redis."""
 
 import dataclasses
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -28,11 +28,15 @@ def at(month: int, day: int, hour: int = 0) -> datetime:
 
 
 def row(key, outcome, promised, *, made=None, settled=None, delivered=None, slip=None, **kw):
-    """A commitment of team core in 2024; a delivery settles it unless told otherwise."""
+    """A commitment of team core in 2024; a delivery settles it unless told otherwise. Its
+    deadline is the end of the promised day (UTC midnight after it), as the ledger rules put it
+    for a team in UTC."""
+    promised_date = date(2024, *promised)
+    kw.setdefault("deadline", datetime.combine(promised_date + timedelta(days=1), _MIDNIGHT))
     return Commitment(
         key=key,
         team="core",
-        promised_date=date(2024, *promised),
+        promised_date=promised_date,
         promised_at=made,
         outcome=outcome,
         settled_at=settled if settled is not None else delivered,
@@ -42,8 +46,10 @@ def row(key, outcome, promised, *, made=None, settled=None, delivered=None, slip
     )
 
 
-# The worked example of docs/metrics.md. Missed commitments settle at their deadline, taken in
-# this example as the end of the promised day (UTC midnight after it).
+_MIDNIGHT = datetime.min.time().replace(tzinfo=UTC)
+
+# The worked example of docs/metrics.md. Missed commitments settle at their deadline, and late
+# deliveries are settled there too: in this example the end of the promised day (UTC).
 LEDGER = [
     row("H1", E, (4, 15), made=at(4, 1, 12), delivered=at(4, 11, 12)),
     row("H2", T, (5, 10), made=at(4, 20), delivered=at(5, 10, 12)),
@@ -101,19 +107,19 @@ def test_worked_example_slip(record):
 
 
 def test_worked_example_streaks(record):
-    # By settlement time (C8 descoped, C9 pending, C10 excluded are skipped):
-    # H1 K 04-11, H2 K 05-10, C1 K 06-05 | C2 late 06-07, C3 missed 06-10 (its deadline),
-    # C4 late 06-11, C5 dropped 06-12 | C6 K 06-14, C7 K 06-17.
-    # Longest run = H1, H2, C1 = 3; the run at the end = C6, C7 = 2.
+    # By settlement time (C8 descoped, C9 pending, C10 excluded are skipped), the late ones at
+    # their deadlines: H1 K 04-11, H2 K 05-10 | C2 late 06-05 00h (promised 06-04) | C1 K 06-05
+    # 12h | C4 late 06-06 00h, C3 missed 06-10 (its deadline), C5 dropped 06-12 | C6 K 06-14,
+    # C7 K 06-17. Longest run = H1, H2 = 2 (C6, C7 too); the run at the end = C6, C7 = 2.
     assert record["streak_current"] == 2
-    assert record["streak_longest"] == 3
+    assert record["streak_longest"] == 2
 
 
 def test_worked_example_streak_needs_the_miss_at_its_deadline():
     # Had C3's miss been stamped when it was noticed (as_of, 06-26) instead of at its deadline,
     # it would come after C6 and C7 and the current streak would be 0, as docs/metrics.md says.
     noticed = [dataclasses.replace(c, settled_at=AS_OF) if c.key == "C3" else c for c in LEDGER]
-    assert streaks(settlement_order(noticed, until=at(7, 1))) == (0, 3)
+    assert streaks(settlement_order(noticed, until=at(7, 1))) == (0, 2)
 
 
 def test_worked_example_small_wins_and_times(record):
@@ -133,15 +139,16 @@ def test_worked_example_small_wins_and_times(record):
 def test_worked_example_trust(record):
     # Ages at 06-26 00h and weights 0.5 ** (age / 90), by hand:
     # kept   H1 75.5 d 0.5591, H2 46.5 d 0.6990, C1 20.5 d 0.8539, C6 12 d 0.9117, C7 8.5 d 0.9366
-    # broken C2 18.5 d 0.8672, C3 16 d 0.8841, C4 15 d 0.8909, C5 13.5 d 0.9013
-    # alpha = 1 + 3.9604 = 4.9604, beta = 1 + 3.5434 = 4.5434, mean = 4.9604 / 9.5038 = 0.5219.
-    # Quantiles of Beta(4.9604, 4.5434), worked out once with beta.ppf outside ledger/:
-    # 0.2650 and 0.7733.
+    # broken C2 21 d 0.8507 (its deadline 06-05), C3 16 d 0.8841, C4 20 d 0.8572 (deadline
+    # 06-06), C5 13.5 d 0.9013
+    # alpha = 1 + 3.9604 = 4.9604, beta = 1 + 3.4932 = 4.4932, mean = 4.9604 / 9.4536 = 0.5247.
+    # Quantiles of Beta(4.9604, 4.4932), worked out once with beta.ppf outside ledger/:
+    # 0.2669 and 0.7763.
     trust = record["trust_score"]
     assert set(trust) == {"estimate", "low", "high"}
-    assert trust["estimate"] == pytest.approx(0.5219, abs=1e-4)
-    assert trust["low"] == pytest.approx(0.2650, abs=1e-4)
-    assert trust["high"] == pytest.approx(0.7733, abs=1e-4)
+    assert trust["estimate"] == pytest.approx(0.5247, abs=1e-4)
+    assert trust["low"] == pytest.approx(0.2669, abs=1e-4)
+    assert trust["high"] == pytest.approx(0.7763, abs=1e-4)
 
 
 def test_worked_example_months(record):
@@ -221,15 +228,77 @@ def test_excluded_commitments_are_ignored_everywhere():
 
 
 def test_streak_orders_by_settlement_not_promised_date():
-    # "a" was promised for 06-10 but delivered late on 06-20; "b" was promised for 06-15 and
-    # delivered early on 06-12. By promised date the late one comes first and the run at the
-    # end is 1; by settlement the late one comes last and ends the run.
+    # "a" was promised for 06-10 and delivered late (broken at its deadline, 06-11 00h); "b"
+    # was promised for 06-12 and delivered early on 06-05. By promised date the late one comes
+    # first and the run at the end is 1; by settlement the late one comes last and ends it.
     rows = [
         row("a", L, (6, 10), delivered=at(6, 20), slip=10),
-        row("b", E, (6, 15), delivered=at(6, 12)),
+        row("b", E, (6, 12), delivered=at(6, 5)),
     ]
     assert settlement_order(rows, until=at(7, 1)) == [E, L]
     assert streaks(settlement_order(rows, until=at(7, 1))) == (0, 1)
+
+
+# Issue 4: "a promise not delivered by its deadline is settled as broken at the deadline".
+# "A" was due 06-01 (deadline 06-02 00h) and not delivered then; "B" and "C" were kept after.
+LATE_A = row("A", L, (6, 1), made=at(5, 20), delivered=at(6, 20), slip=19)
+MISSED_A = row("A", M, (6, 1), made=at(5, 20), settled=at(6, 2))
+KEPT_AFTER_A = [
+    row("B", T, (6, 10), made=at(5, 25), delivered=at(6, 10, 12)),
+    row("C", E, (6, 16), made=at(5, 25), delivered=at(6, 15)),
+]
+
+
+def test_a_late_delivery_settles_at_its_deadline():
+    assert LATE_A.settlement_time == at(6, 2) == MISSED_A.settlement_time
+    # Without a deadline (a row made by hand) the delivery is all there is, as in SQL.
+    assert dataclasses.replace(LATE_A, deadline=None).settlement_time == at(6, 20)
+
+
+def test_a_promise_dropped_after_its_deadline_is_broken_at_the_deadline():
+    # Due 06-01, dropped on 06-20: it was broken when 06-01 ended, so it stands before B and C
+    # (kept on 06-10 and 06-15) and June's current streak is theirs, 2, as if it were a miss.
+    dropped_late = row("A", D, (6, 1), made=at(5, 20), settled=at(6, 20))
+    assert dropped_late.settlement_time == at(6, 2)
+    june = dict(period_from=date(2024, 6, 1), period_to=date(2024, 6, 30), as_of=at(6, 25))
+    record = track_record([dropped_late, *KEPT_AFTER_A], **june)
+    assert (record["dropped"], record["streak_current"], record["streak_longest"]) == (1, 2, 2)
+    # Dropped before its deadline, it is settled when it was dropped.
+    dropped_early = row("A", D, (6, 1), made=at(5, 20), settled=at(5, 28))
+    assert dropped_early.settlement_time == at(5, 28)
+
+
+def test_delivering_late_is_not_punished_more_than_never_delivering():
+    # Scenario 1: while A is open past its deadline it is a miss at 06-02, before B and C, and
+    # June's current streak is 2. Delivering A late on 06-20 must leave it there (broken at
+    # 06-02), not move it after B and C, which would make the streak 0.
+    june = dict(period_from=date(2024, 6, 1), period_to=date(2024, 6, 30), as_of=at(6, 25))
+    missed = track_record([MISSED_A, *KEPT_AFTER_A], **june)
+    late = track_record([LATE_A, *KEPT_AFTER_A], **june)
+    assert (missed["streak_current"], missed["streak_longest"]) == (2, 2)
+    assert (late["streak_current"], late["streak_longest"]) == (2, 2)
+    # The trust evidence dates from the deadline either way: the same score.
+    assert late["trust_score"] == pytest.approx(missed["trust_score"], rel=1e-12)
+
+
+def test_a_late_delivery_after_the_period_leaves_its_record_alone():
+    # Scenario 2: May's record, computed when May ended (as_of = its end). A, due 05-20, was
+    # still open then: a miss at 05-21, broken evidence of May. Delivered late on 06-10, it
+    # must still be May's broken promise at 05-21: the streaks and trust of May do not change
+    # (only its count moves from missed to late).
+    kept = row("K", E, (5, 25), made=at(5, 1), delivered=at(5, 24))
+    before = [row("A", M, (5, 20), made=at(5, 1), settled=at(5, 21)), kept]
+    after = [row("A", L, (5, 20), made=at(5, 1), delivered=at(6, 10), slip=21), kept]
+    may = dict(period_from=date(2024, 5, 1), period_to=date(2024, 5, 31), as_of=at(6, 1))
+    then, now = track_record(before, **may), track_record(after, **may)
+    assert (then["missed"], now["missed"], now["delivered_late"]) == (1, 0, 1)
+    for key in ("streak_current", "streak_longest"):
+        assert now[key] == then[key], key
+    assert (now["streak_current"], now["streak_longest"]) == (1, 1)
+    assert now["trust_score"] == pytest.approx(then["trust_score"], rel=1e-12)
+    # Kept K 8 days before 06-01 (0.9403), broken A 11 days before (0.9188): 1.9403 / 3.8591.
+    # Settled at its delivery instead, A would not be evidence of May at all (0.66).
+    assert now["trust_score"]["estimate"] == pytest.approx(0.5028, abs=1e-4)
 
 
 def test_a_miss_settles_at_its_deadline():

@@ -14,6 +14,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     literal,
+    select,
     text,
     true,
     update,
@@ -59,19 +60,21 @@ def test_hand_made_ledger(engine):
     assert rec["commitments_due"] == 8  # 2 + 1 + 2 + 2 + 1
     assert rec["on_time_rate"] == 3 / 8 and rec["say_do_ratio"] == 5 / 8
     assert (rec["slip_days_median"], rec["slip_days_p90"]) == (4.5, pytest.approx(5.7))
-    # Settlement order: H1 H2 C1 kept, C2 C3 C4 C5 broken, C11 missed at 06-13, C6 C7 kept.
-    assert (rec["streak_current"], rec["streak_longest"]) == (2, 3)
+    # Settlement order (a late delivery at its deadline): H1 H2 kept, C2 late 06-05 00h, C1
+    # kept 06-05 12h, C4 late 06-06, C3 missed, C5 dropped, C11 missed at 06-13, C6 C7 kept.
+    assert (rec["streak_current"], rec["streak_longest"]) == (2, 2)
     assert rec["small_wins"] == 2  # C1, C2 (C8 is small but descoped)
     assert rec["unpromised_deliveries"] == 2  # U1, U2; U3 excluded, U4 in May, L1 linked
     # Items opened in June with a first response: U1 0.5 h, U2 2 h, L1 26 h (U3 excluded).
     assert rec["first_response_hours_median"] == 2.0
     assert rec["lead_time_days_median"] == 11.0  # of 16, 9, 10, 11, 13.5
     assert rec["first_win_days"] == 10.0  # H1 promised 04-01 12:00, delivered 04-11 12:00
-    # The worked example's alpha 4.9604 and beta 4.5434, plus C11 (13 days old, 0.9047).
+    # The worked example's alpha 4.9604 and beta 4.4932, plus C11 (13 days old, 0.9047):
+    # Beta(4.9604, 5.3980), quantiles worked out once with beta.ppf outside ledger/.
     trust = rec["trust_score"]
-    assert trust["estimate"] == pytest.approx(4.9604 / (4.9604 + 5.4481), abs=1e-4)
-    assert trust["low"] == pytest.approx(0.2354, abs=1e-4)
-    assert trust["high"] == pytest.approx(0.7231, abs=1e-4)
+    assert trust["estimate"] == pytest.approx(4.9604 / (4.9604 + 5.3980), abs=1e-4)
+    assert trust["low"] == pytest.approx(0.2368, abs=1e-4)
+    assert trust["high"] == pytest.approx(0.7258, abs=1e-4)
     months = {m["month"]: m for m in rec["months"]}
     assert list(months)[0] == "2023-07" and list(months)[-1] == "2024-06"
     assert months["2024-04"]["on_time_rate"] == months["2024-05"]["on_time_rate"] == 1.0
@@ -102,6 +105,103 @@ def test_excluded_rows_are_left_out_of_every_figure(engine, database_url):
     assert rec["unpromised_deliveries"] == 0 and rec["first_win_days"] is None
     assert rec["first_response_hours_median"] is None  # every item's row is excluded
     assert rec["trust_score"]["estimate"] == 0.5  # back to the prior
+
+
+def _deliver_late(engine, key: str, when: datetime, slip: int) -> None:
+    """Item `key` delivered late at `when`, its row rewritten as ledger.store writes it."""
+    table = Commitment.__table__
+    with engine.begin() as conn:
+        found = conn.execute(
+            table.select().join(Item.__table__).where(Item.__table__.c.title == key)
+        ).one()
+        settle_at = settle_instant(
+            outcome="late",
+            promised_date=found.promised_date,
+            deadline=found.deadline,
+            settled_at=when,
+            delivered_at=when,
+        )
+        conn.execute(
+            update(table)
+            .where(table.c.item_id == found.item_id)
+            .values(
+                outcome="late",
+                settled_at=when,
+                delivered_at=when,
+                slip_days=slip,
+                settle_at=settle_at,
+            )
+        )
+
+
+def _settled_figures(rec: dict) -> tuple:
+    """What settlement order decides: the streaks and the trust score."""
+    trust = rec["trust_score"]
+    return rec["streak_current"], rec["streak_longest"], *(trust[k] for k in trust)
+
+
+def test_delivering_late_does_not_end_a_streak_never_delivering_left(database_url):
+    """Issue 4, scenario 1, on both paths and both engines: A due 06-01 is still open (a miss
+    at its deadline, 06-02), B and C are kept after it: June's current streak is 2. A then
+    delivered late on 06-20 is broken at its deadline, still before B and C: still 2."""
+    insert_ledger(
+        database_url,
+        [
+            row("A", "pending", (6, 1), made=at(5, 20)),
+            row("B", "on_time", (6, 10), made=at(5, 25), delivered=at(6, 10, 12)),
+            row("C", "early", (6, 16), made=at(5, 25), delivered=at(6, 15)),
+        ],
+    )
+    engine = create_engine(database_url)
+    found = []
+    for step in ("open", "late"):
+        if step == "late":
+            _deliver_late(engine, "A", at(6, 20), slip=19)
+        with engine.connect() as conn:
+            pure = pure_record(conn, as_of=at(6, 25))
+            sql = figures.record_sql(conn, as_of=at(6, 25), team="platform", **JUNE)
+            full = figures.recompute(conn, as_of=at(6, 25))["platform"]
+        assert (sql["missed"], sql["delivered_late"]) == ((1, 0) if step == "open" else (0, 1))
+        assert (pure["streak_current"], pure["streak_longest"]) == (2, 2), step
+        assert (sql["streak_current"], sql["streak_longest"]) == (2, 2), step
+        assert (full["streak_current"], full["streak_longest"]) == (2, 2), step
+        assert sql["trust_score"] == pytest.approx(pure["trust_score"], rel=1e-9), step
+        assert full["trust_score"] == pytest.approx(pure["trust_score"], rel=1e-9), step
+        found.append(sql)
+    # The trust evidence dates from the deadline, open or delivered late: the same score.
+    assert _settled_figures(found[1]) == pytest.approx(_settled_figures(found[0]), rel=1e-9)
+    engine.dispose()
+
+
+def test_a_late_delivery_after_the_period_leaves_its_record_alone(database_url):
+    """Issue 4, scenario 2: May's record (as of its end) counts A, due 05-20 and open then, as
+    broken at 05-21. A delivered late on 06-10 is still broken at 05-21: May's streaks and
+    trust do not change (its count moves from missed to late)."""
+    insert_ledger(
+        database_url,
+        [
+            row("A", "pending", (5, 20), made=at(5, 1)),
+            row("K", "early", (5, 25), made=at(5, 1), delivered=at(5, 24)),
+        ],
+    )
+    may = {"period_from": date(2024, 5, 1), "period_to": date(2024, 5, 31)}
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        then = records.record(conn, teams=["platform"], now=at(6, 5), **may)
+        then_pure = pure_record(conn, as_of=at(6, 1), **may)
+    _deliver_late(engine, "A", at(6, 10), slip=21)
+    with engine.connect() as conn:
+        now = records.record(conn, teams=["platform"], now=at(6, 15), **may)
+        now_pure = pure_record(conn, as_of=at(6, 1), **may)
+    engine.dispose()
+    assert then["as_of"] == now["as_of"] == "2024-06-01T00:00:00+00:00"
+    assert (then["missed"], now["missed"], now["delivered_late"]) == (1, 0, 1)
+    assert (now["streak_current"], now["streak_longest"]) == (1, 1)
+    assert _settled_figures(now) == pytest.approx(_settled_figures(then), rel=1e-9)
+    assert _settled_figures(now_pure) == pytest.approx(_settled_figures(then_pure), rel=1e-9)
+    assert now["trust_score"] == pytest.approx(now_pure["trust_score"], rel=1e-9)
+    # Kept 8 days before 06-01 (0.9403) and broken 11 days before (0.9188).
+    assert now["trust_score"]["estimate"] == pytest.approx(0.5028, abs=1e-4)
 
 
 PERIODS = [
@@ -156,7 +256,7 @@ def test_recompute_every_team(engine):
         assert june[key] == june_record[key], key
     assert june["slip_days_p90"] == pytest.approx(5.7)
     # Streaks and trust run over the history up to as_of, as the record's do.
-    assert (platform["streak_current"], platform["streak_longest"]) == (2, 3)
+    assert (platform["streak_current"], platform["streak_longest"]) == (2, 2)
     assert platform["trust_score"] == pytest.approx(june_record["trust_score"])
     assert everything["web"]["streak_current"] == 0  # W2 kept 06-02, then W1 missed 06-11
 
@@ -194,6 +294,28 @@ def test_rollup_after_deliveries_equals_a_fresh_recompute(engine):
             conn, state, item_id=c12.item_id, previous_outcome="pending", as_of=at(6, 28)
         )
     assert late.fallbacks == 1
+
+
+def test_rollup_of_a_late_delivery_recomputes_and_equals_a_fresh_one(engine):
+    """C11, overdue since 06-13 (already a broken promise at its deadline), delivered late:
+    it settles at that deadline, before the last settlement counted, so the team is
+    recomputed rather than the broken promise counted twice."""
+    with engine.connect() as conn:
+        state = rollup.build(conn, team="platform", as_of=at(6, 26))
+        c11 = conn.execute(
+            Commitment.__table__.select()
+            .join(Item.__table__)
+            .where(Item.__table__.c.title == "C11")
+        ).one()
+    _deliver_late(engine, "C11", at(6, 27), slip=15)
+    with engine.connect() as conn:
+        state = rollup.apply_delivery(
+            conn, state, item_id=c11.item_id, previous_outcome="pending", as_of=at(6, 27)
+        )
+        fresh = rollup.build(conn, team="platform", as_of=at(6, 27))
+    assert state.fallbacks == 1
+    assert state.figures == fresh.figures
+    assert state.last_settled == fresh.last_settled
 
 
 def test_recompute_as_of_ignores_later_settlements(engine):
@@ -332,3 +454,46 @@ def test_migration_0004_fills_settle_at_from_each_row(database_url):
         expected = settle_instant(**{c: r[c] for c in columns})
         got = found[n]["settle_at"]
         assert (got.replace(tzinfo=UTC) if got and got.tzinfo is None else got) == expected
+
+
+def test_migration_0005_settles_late_rows_at_their_deadline(database_url):
+    """Late rows written under 0004 (settle_at = their delivery) are moved to their deadline;
+    other rows keep theirs; the downgrade puts them back."""
+    rows = [
+        row("D", "late", (6, 4), made=at(5, 1), delivered=at(6, 7, 12), slip=3),
+        row("K", "early", (6, 9), made=at(5, 30), delivered=at(6, 8)),
+        row("M", "missed", (6, 9), made=at(5, 30), settled=at(6, 10)),
+        row("P", "pending", (6, 12), made=at(6, 2)),
+        row("X", "dropped", (6, 4), made=at(5, 1), settled=at(6, 9)),  # after its deadline
+        row("Y", "dropped", (6, 9), made=at(5, 1), settled=at(6, 3)),  # before its deadline
+    ]
+    insert_ledger(database_url, rows)
+    engine = create_engine(database_url)
+    table = Commitment.__table__
+
+    def settle_at() -> dict:
+        with engine.connect() as conn:
+            found = conn.execute(
+                select(Item.__table__.c.title, table.c.settle_at).join(Item.__table__)
+            )
+            return {k: v.replace(tzinfo=UTC) if v.tzinfo is None else v for k, v in found}
+
+    with engine.begin() as conn:  # as 0004 wrote a late row and a late drop
+        conn.execute(update(table).where(table.c.outcome == "late").values(settle_at=at(6, 7, 12)))
+        x_id = select(Item.__table__.c.id).where(Item.__table__.c.title == "X").scalar_subquery()
+        conn.execute(update(table).where(table.c.item_id == x_id).values(settle_at=at(6, 9)))
+    engine.dispose()
+    migrate.downgrade(database_url, "0004")
+    migrate.upgrade(database_url)
+    assert settle_at() == {
+        "D": at(6, 5),
+        "K": at(6, 8),
+        "M": at(6, 10),
+        "P": at(6, 13),
+        "X": at(6, 5),
+        "Y": at(6, 3),
+    }
+    migrate.downgrade(database_url, "0004")
+    assert (settle_at()["D"], settle_at()["X"]) == (at(6, 7, 12), at(6, 9))
+    migrate.upgrade(database_url)
+    engine.dispose()
