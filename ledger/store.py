@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,7 +42,7 @@ log = get_logger("ledger.store")
 
 # Not commitments, but kept as rows so the figures can count wins nobody asked for.
 _UNPROMISED_ROWS = frozenset({Outcome.UNPROMISED, Outcome.LINKED})
-_SIZE_PREFIX = "size:"  # GithubConfig.size_label_prefix: state.size holds only the value
+_DEFAULT_TEAM = TeamModel(name="unconfigured")  # settings of an item whose team is not listed
 
 
 def apply_events(
@@ -103,6 +104,8 @@ def apply_events(
                 session, ItemEvent, [_event_row(item.id, e) for e in new], ["item_id", "event_id"]
             )
         refold(session, config, item, now)
+    for pull in _linked_pull_requests(session, items):
+        refold(session, config, pull, now)
     log.info("ledger.applied", events=len(events), items=len(items), scopes=len(scopes))
     return {item.key for item in items}
 
@@ -119,6 +122,14 @@ def refold(session: Session, config: Config, item: Item, now: datetime) -> Settl
     stored += _pull_scope_events(session, item, stored)
     state = fold(stored, tz)
     settlement = settle_state(state, now, tz, judge=judge)
+    if (
+        state.item_type == "pull_request"
+        and settlement.committed
+        and _delivers_promises(session, state.links)
+    ):
+        # One promise, one row: a PR in the milestone of the issue it closes delivers that
+        # issue's promise; it is not a second commitment (docs/ledger.md, "One promise").
+        settlement = replace(settlement, outcome=Outcome.LINKED, judged_against=None)
     # Members: the team's `members` setting (Jira payloads say nothing about membership, so
     # for Jira it is the only source) and the GitHub logins seen acting as members.
     members = set(team.members if team else ()) | set(
@@ -132,6 +143,34 @@ def refold(session: Session, config: Config, item: Item, now: datetime) -> Settl
     _write_commitment(session, item, state, settlement, team, tz)
     _write_promise_changes(session, item, state)
     return settlement
+
+
+def _delivers_promises(session: Session, links: Iterable[str]) -> bool:
+    keys = list(links)
+    return (
+        bool(keys)
+        and session.scalar(
+            select(func.count())
+            .select_from(Commitment)
+            .join(Item, Item.id == Commitment.item_id)
+            .where(Item.key.in_(keys), Item.item_type != "pull_request")
+            .where(Commitment.first_promised.is_not(None))
+        )
+        > 0
+    )
+
+
+def _linked_pull_requests(session: Session, items: Sequence[Item]) -> list[Item]:
+    """Pull requests linked from these items, which must be settled again after them: whether
+    a PR counts as its own commitment depends on whether the items it delivers are promised."""
+    keys = {k for item in items if item.item_type != "pull_request" for k in item.links or ()}
+    if not keys:
+        return []
+    return list(
+        session.scalars(
+            select(Item).where(Item.key.in_(sorted(keys)), Item.item_type == "pull_request")
+        )
+    )
 
 
 def settle_overdue(session: Session, now: datetime) -> int:
@@ -308,10 +347,12 @@ def _write_commitment(session, item, state, s: Settlement, team: TeamModel | Non
 
 
 def _is_small(state: ItemState, team: TeamModel | None) -> bool:
-    labels = {label.lower() for label in (team.small_labels if team else ["size:XS", "size:S"])}
-    if state.size and f"{_SIZE_PREFIX}{state.size}".lower() in labels:
+    # state.size holds only the value; the label is the team's prefix and that value.
+    team = team or _DEFAULT_TEAM
+    labels = {label.lower() for label in team.small_labels}
+    if state.size and f"{team.size_label_prefix}{state.size}".lower() in labels:
         return True
-    limit = team.small_max_points if team else 3
+    limit = team.small_max_points
     return state.story_points is not None and state.story_points <= limit
 
 

@@ -444,3 +444,32 @@ def test_a_started_sprint_promises_the_issues_planned_into_it(client, settings, 
     # Promised when the sprint started, for its last day; that day is long past, so: missed.
     assert (rows[TES]["outcome"], rows[TES]["promised_date"]) == ("missed", date(2019, 2, 22))
     assert rows[TES]["promised_at"] == h.at("2019-02-11T09:00:00+00:00")
+
+
+def pr_milestoned(at: str, *, number: int, due: str) -> tuple[str, dict]:
+    """`pull_request.milestoned` for a PR of the platform team's repository."""
+    _, doc = h.gh_pr_merged(at, number=number, repo=h.REPO)
+    pr = doc["pull_request"]
+    pr.update(state="open", merged=False, merged_at=None, closed_at=None)
+    milestone = {**h.json_of("github/issues.milestoned.json")["milestone"], "due_on": h.ms(due)}
+    pr["milestone"] = doc["milestone"] = milestone
+    doc["action"] = "milestoned"
+    return "pull_request", doc
+
+
+@pytest.mark.parametrize("order", ["issue first", "pr first"])
+def test_a_pr_in_the_milestone_of_the_issue_it_closes_is_not_a_second_commitment(
+    client, settings, redis_conn, order
+):
+    issue = [gh_issue("opened", OPENED), gh_issue("milestoned", "2019-05-15T16:00:00Z")]
+    pr = [
+        pr_milestoned("2019-05-16T10:00:00Z", number=2, due="2019-05-23"),
+        h.gh_pr_merged("2019-05-20T10:00:00Z", number=2, body="Fixes #1", repo=h.REPO),
+    ]
+    rows = deliver(
+        client, settings, redis_conn, *(issue + pr if order == "issue first" else pr + issue)
+    )
+    assert rows[ISSUE]["outcome"] == "early"
+    assert rows["github:Codertocat/Hello-World#2"]["outcome"] == "linked"
+    promises = [k for k, r in rows.items() if r["outcome"] not in ("linked", "unpromised")]
+    assert promises == [ISSUE]

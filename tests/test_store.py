@@ -206,3 +206,27 @@ def test_settle_at_follows_the_row_through_its_life(session, settings):
     apply(session, settings, win)
     row = commitments(settings)[other]
     assert row["outcome"] == "unpromised" and row["settle_at"] is None
+
+
+def test_a_late_delivery_keeps_settle_at_at_its_deadline(session, settings):
+    """A promise still open at its deadline is broken there (a miss at 05-24 00:00); delivered
+    late afterwards it stays broken at that deadline (0005), not at the delivery."""
+    source = settings.config.source("github", "Codertocat/Hello-World")
+    store.apply_events(
+        session,
+        settings.config,
+        source,
+        [promise("2019-05-15T10:00:00", "2019-05-23")],
+        now=datetime(2019, 5, 16, tzinfo=UTC),
+    )
+    session.commit()
+    assert store.settle_overdue(session, datetime(2019, 5, 25, tzinfo=UTC)) == 1
+    session.commit()
+    deadline = datetime(2019, 5, 24, tzinfo=UTC)
+    assert commitments(settings)[KEY]["settle_at"] == deadline
+    apply(session, settings, ev(EventKind.DELIVERED, "2019-05-27T10:00:00", resolution="done"))
+    row = commitments(settings)[KEY]
+    assert (row["outcome"], row["slip_days"]) == ("late", 4)
+    assert row["delivered_at"] == datetime(2019, 5, 27, 10, tzinfo=UTC)
+    assert row["settle_at"] == row["deadline"] == deadline
+    _settle_at_is_derived(row)
