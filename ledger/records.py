@@ -22,6 +22,13 @@ from ledger.queries import C
 from ledger.trust import DEFAULT_HALF_LIFE_DAYS
 
 BADGE_DAYS = 90
+# Periods are shifted by months and days (the monthly series, the end-of-day deadline); dates
+# near Python's year 1 or 9999 would overflow, and none of them is a real promise anyway.
+FIRST_YEAR, LAST_YEAR = 1900, 9000
+
+
+def supported(day: date) -> bool:
+    return FIRST_YEAR <= day.year <= LAST_YEAR
 
 
 def record(

@@ -62,9 +62,10 @@ def test_team_record(api):
     assert (rec["team"], rec["from"], rec["to"]) == ("platform", "2024-06-01", "2024-06-30")
     # A past period is computed as of its end (team platform: UTC midnight after June 30).
     assert rec["as_of"] == "2024-07-01T00:00:00+00:00"
-    # By then C9 (promised 06-28) is overdue too: a third miss, which ends the streak.
+    # By then C9 (promised 06-28) is overdue too: a third miss, which ends the streak. The
+    # longest is H1, H2 (C2, late, is broken at its deadline 06-05, before C1 was kept).
     assert (rec["commitments_due"], rec["on_time_rate"], rec["missed"]) == (9, 3 / 9, 3)
-    assert (rec["streak_current"], rec["streak_longest"], rec["pending"]) == (0, 3, 0)
+    assert (rec["streak_current"], rec["streak_longest"], rec["pending"]) == (0, 2, 0)
     assert rec["unpromised_deliveries"] == 2
     assert set(rec["trust_score"]) == {"estimate", "low", "high"}
     assert len(rec["months"]) == 12
@@ -116,6 +117,19 @@ def test_client_token_reads_only_its_own_teams(api):
             "bad_date",
         ),
         ("/api/v1/clients/acme/track-record?from=20240601&to=2024-06-30", CLIENT_TOKEN, 400, None),
+        # Real dates, but far outside any promise: refused, not a 500 from date arithmetic.
+        (
+            "/api/v1/teams/platform/track-record?from=2024-01-01&to=9999-12-31",
+            CLIENT_TOKEN,
+            400,
+            "bad_date",
+        ),
+        (
+            "/api/v1/clients/acme/track-record?from=0001-01-01&to=2024-06-30",
+            CLIENT_TOKEN,
+            400,
+            "bad_date",
+        ),
         (
             "/api/v1/teams/platform/track-record?from=2024-07-01&to=2024-06-30",
             CLIENT_TOKEN,

@@ -42,9 +42,15 @@ ROWS = (
 
 def _date(_ctx, param, value: str) -> date:
     try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
+        day = datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param=param) from None
+    if not records.supported(day):
+        raise click.BadParameter(
+            f"{value!r} is out of range (years {records.FIRST_YEAR} to {records.LAST_YEAR})",
+            param=param,
+        )
+    return day
 
 
 def render_table(rec: dict) -> str:
@@ -93,5 +99,6 @@ def record(team: str, period_from: date, period_to: date, as_json: bool) -> None
             period_from=period_from,
             period_to=period_to,
             tz=ZoneInfo(model.timezone),
+            half_life_days=model.trust_half_life_days,
         )
     click.echo(json.dumps(rec, indent=2) if as_json else render_table(rec))

@@ -81,9 +81,16 @@ def _date(name: str) -> date:
     try:
         if not DATE_RE.match(raw):
             raise ValueError
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise Rejected(400, "bad_date", f"{name}={raw!r} is not a date YYYY-MM-DD") from None
+    if not records.supported(day):
+        raise Rejected(
+            400,
+            "bad_date",
+            f"{name}={raw!r} is out of range (years {records.FIRST_YEAR} to {records.LAST_YEAR})",
+        )
+    return day
 
 
 def _period() -> tuple[date, date]:
@@ -116,6 +123,7 @@ def team_record(team: str):
             period_from=period_from,
             period_to=period_to,
             tz=ZoneInfo(model.timezone),
+            half_life_days=model.trust_half_life_days,
         )
     return jsonify(body)
 
@@ -136,6 +144,7 @@ def client_record(client: str):
             period_from=period_from,
             period_to=period_to,
             tz=ZoneInfo(model.timezone),
+            half_life_days=model.record_half_life_days,
         )
     return jsonify(body)
 
@@ -148,7 +157,8 @@ def milestones(team: str):
     now = datetime.now(UTC)
     with services().sessions() as session:
         conn = session.connection()
-        trust = trust_score(queries.load_history(conn, teams=[team], as_of=now), as_of=now)
+        history = queries.load_history(conn, teams=[team], as_of=now)
+        trust = trust_score(history, as_of=now, half_life_days=model.trust_half_life_days)
         rows = queries.scope_rows(conn, team=team, as_of=now)
     today = now.astimezone(ZoneInfo(model.timezone)).date()
     return jsonify(
