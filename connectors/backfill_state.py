@@ -9,11 +9,11 @@ a run that dies mid-way resumes after the last page it committed.
 
 from __future__ import annotations
 
+import operator
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from itertools import islice
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -73,10 +73,62 @@ def resume_point(state: SyncState | None, since, restart: bool = False) -> Resum
     return Resume(stored, frozenset(cursor.get("seen") or ()), True)
 
 
-def pages(items: Iterable[Fetched], size: int) -> Iterator[list[Fetched]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
+# fetch(since, n) -> (items, more): page n (from 0) of the items updated at or after `since`
+# (None: all) by `updated` ascending, and whether the list goes on after it. The platform may
+# widen `since` (Jira's JQL reads whole minutes); what was read already is dropped here.
+PageFetch = Callable[[datetime | None, int], tuple[list[Fetched], bool]]
+
+
+def cursor_pages(
+    fetch: PageFetch,
+    resume: Resume,
+    same_query: Callable[[datetime | None, datetime | None], bool] = operator.eq,
+) -> Iterator[list[Fetched]]:
+    """The listing, paged by the cursor itself: each request starts again at the `updated`
+    instant of the last item read, and what was already read at that instant is dropped.
+
+    Page numbers and offsets are not safe over a list sorted by `updated`: an item changed
+    during the run moves to the end, everything behind it moves up one place, and the first
+    item of the next page slides into a page already read. Its `updated` is older than the
+    run's start, so the next sync (from `last_synced_at`) would not see it either. A request
+    that starts at the cursor cannot skip anything: every item updated between the cursor and
+    the end of the page it answers is on that page.
+
+    Only when the cursor's query is the one just asked (more than a page of items at one
+    instant, or in one JQL minute: `same_query`, which the platform's filter cannot split)
+    does the listing page on by number within that query. Each such page is vouched for by
+    reading the page before it again: items only ever leave their place (to the end), so an
+    unchanged previous page means nothing before the new page moved; a changed one means the
+    list shifted, and the listing starts again at the cursor.
+    """
+    cursor, seen = resume.start, set(resume.seen)  # what has been read
+    query, n, before = cursor, 0, None  # the query's start, page number, ids of page n - 1
+
+    def ids(page: list[Fetched]) -> list[str]:
+        return [item.item_id for item in page]
+
+    while True:
+        page, more = fetch(query, n)
+        if n and ids(fetch(query, n - 1)[0]) != before:
+            query, n, before = cursor, 0, None
+            continue
+        fresh = []
+        for item in page:
+            when = item.updated_at.astimezone(UTC)
+            if cursor is not None and (when < cursor or (when == cursor and item.item_id in seen)):
+                continue
+            fresh.append(item)
+            if when != cursor:
+                cursor, seen = when, set()
+            seen.add(item.item_id)
+        if fresh:
+            yield fresh
+        if not more:
+            return  # the end of the list as it stood; later changes are after the run's start
+        if fresh and not same_query(query, cursor):
+            query, n, before = cursor, 0, None
+        else:
+            n, before = n + 1, ids(page)
 
 
 class Progress:

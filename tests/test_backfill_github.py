@@ -40,6 +40,7 @@ class StubGithub:
         self.pulls: dict[int, dict] = {}
         self.faults: list = []  # (predicate(request), Response) answered once each
         self.broken = None  # predicate(request): answer 500 for ever
+        self.after_listing = None  # called with each answered listing request
 
     def issue(self, n, title, *, updated, closed=None, reason=None, milestone=None, body=""):
         self.items.append(
@@ -87,7 +88,10 @@ class StubGithub:
             found = sorted(self.items, key=lambda i: i["updated_at"])
             if "since" in args:
                 found = [i for i in found if i["updated_at"] >= args["since"]]
-            return self.page(request, found, per_page)
+            answer = self.page(request, found, per_page)
+            if self.after_listing is not None:
+                self.after_listing(request)
+            return answer
         if path.endswith("/timeline"):
             return self.page(request, self.timelines.get(int(path.split("/")[-2]), []), per_page)
         if "/pulls/" in path:
@@ -176,8 +180,9 @@ limited: list[float] = []
 
 def test_backfill_rides_out_rate_limit_and_502_and_builds_the_ledger(env, github, httpserver):
     github.faults += [
-        # Primary rate limit on the second page: wait for the announced reset, then go on.
-        (lambda r: r.path == f"{API}/issues" and r.args.get("page") == "2", rate_limited),
+        # Primary rate limit on the second listing request (the one starting at #2's cursor):
+        # wait for the announced reset, then go on.
+        (lambda r: r.path == f"{API}/issues" and "since" in r.args, rate_limited),
         (lambda r: r.path.endswith("/issues/3/timeline"),
          lambda: json_response({"message": "Server Error"}, 502)),
     ]  # fmt: skip
@@ -186,12 +191,14 @@ def test_backfill_rides_out_rate_limit_and_502_and_builds_the_ledger(env, github
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary | {"last_synced_at": None} == summary | {
-        "items": 5, "pages": 3, "skipped": 0, "complete": True, "unknown_milestones": 0,
+        "items": 5, "pages": 4, "skipped": 0, "complete": True, "unknown_milestones": 0,
         "last_synced_at": None,
     }  # fmt: skip
     # The client waited for the announced reset (and said so) instead of failing.
     retried = [
-        r for r, _ in httpserver.log if r.path == f"{API}/issues" and r.args.get("page") == "2"
+        r
+        for r, _ in httpserver.log
+        if r.path == f"{API}/issues" and r.args.get("since") == "2024-05-12T12:00:00Z"
     ]
     assert len(retried) == 2 and time.time() - limited[0] >= 1
     assert '"status": 403' in result.stderr and "backfill.wait" in result.stderr
@@ -213,8 +220,8 @@ def test_backfill_rides_out_rate_limit_and_502_and_builds_the_ledger(env, github
 def test_interrupted_run_resumes_after_the_last_committed_page(env, github, httpserver):
     settings = Settings.from_env()
     sessions = session_factory(settings.database_url)
-    # Page 2 of the first listing fails for good: the run stops after page 1 was committed.
-    github.broken = lambda r: r.path == f"{API}/issues" and r.args.get("page") == "2"
+    # The second listing request fails for good: the run stops after page 1 was committed.
+    github.broken = lambda r: r.path == f"{API}/issues" and "since" in r.args
     with pytest.raises(Exception):  # noqa: B017 - whatever the client raises after its retries
         backfill_github(sessions, settings.config, REPO, page_size=2, retries=1, progress=False)
     saved = state(settings.database_url)
@@ -228,10 +235,10 @@ def test_interrupted_run_resumes_after_the_last_committed_page(env, github, http
     summary = backfill_github(sessions, settings.config, REPO, page_size=2, progress=False)
     again = [r for r, _ in httpserver.log[first:]]
     listings = [r for r in again if r.path == f"{API}/issues"]
-    # Continued from the cursor (GitHub's `since` is inclusive, so #2 is listed and skipped)...
+    # Continued from the cursor (GitHub's `since` is inclusive: #2 is listed and dropped)...
     assert listings[0].args["since"] == "2024-05-12T12:00:00Z"
     assert summary["resumed_from"] == "2024-05-12T12:00:00+00:00"
-    assert (summary["items"], summary["skipped"]) == (3, 1)
+    assert (summary["items"], summary["skipped"]) == (3, 0)
     # ...and nothing of page 1 was read again.
     assert not [r for r in again if r.path.split("/")[-2:-1] in (["1"], ["2"])]
     assert set(ledger(settings.database_url)) == {"1", "2", "3", "4", "5"}
@@ -257,3 +264,65 @@ def test_reconcile_rereads_what_changed_since_the_last_backfill(env, github, htt
     # The earlier items were not read again.
     reread = [r for r, _ in httpserver.log[before:] if r.path.endswith("/timeline")]
     assert [r.path for r in reread] == [f"{API}/issues/6/timeline"]
+
+
+def test_an_item_changed_mid_run_does_not_push_another_out_of_the_listing(env, github, httpserver):
+    # Right after the first page (#1, #2) is served, #1 is edited: it moves to the end of the
+    # list by `updated`, and everything behind it moves up one place. Page 2 of the original
+    # listing would now start at #5, and #3 (older than the run) would be read by nobody.
+    def edit_first(request) -> None:
+        if "since" not in request.args and request.args.get("page", "1") == "1":
+            github.items[0]["updated_at"] = "2024-06-01T00:00:00Z"
+            github.after_listing = None
+
+    github.after_listing = edit_first
+    settings = Settings.from_env()
+    sessions = session_factory(settings.database_url)
+    summary = backfill_github(sessions, settings.config, REPO, page_size=2, progress=False)
+    assert set(ledger(settings.database_url)) == {"1", "2", "3", "4", "5"}
+    assert ledger(settings.database_url)["3"] == ("dropped", None, date(2024, 5, 10))
+    # Every request after the first starts at the cursor, never at a page number.
+    listings = [r for r, _ in httpserver.log if r.path == f"{API}/issues"]
+    assert [r.args.get("since") for r in listings] == [
+        None,
+        "2024-05-12T12:00:00Z",
+        "2024-05-13T08:00:00Z",
+        "2024-05-14T08:00:00Z",
+        "2024-05-15T08:00:00Z",
+        "2024-06-01T00:00:00Z",
+    ]
+    assert all("page" not in r.args for r in listings)
+    assert summary["items"] == 6  # #1 twice: it changed, so it is read again at the end
+
+
+def test_more_than_a_page_at_one_instant_pages_on_and_restarts_when_the_list_shifts(
+    env, github, httpserver
+):
+    # Four items updated in the same second, pages of two: the cursor cannot split them, so the
+    # listing pages on by number, vouching for each page by re-reading the one before it. #12
+    # is edited while page 2 is read: page 1 then differs, and the listing starts again.
+    for n in (11, 12, 13, 14):
+        github.issue(n, f"Bulk {n}", updated="2024-05-20T10:00:00Z")
+        github.timeline(n)
+    github.items.sort(key=lambda i: (i["updated_at"], i["number"]))
+
+    def edit_12(request) -> None:
+        if request.args.get("since") == "2024-05-20T10:00:00Z" and request.args.get("page") == "2":
+            bulk_12 = next(i for i in github.items if i["number"] == 12)
+            bulk_12["updated_at"] = "2024-06-02T00:00:00Z"
+            github.after_listing = None
+
+    github.after_listing = edit_12
+    settings = Settings.from_env()
+    sessions = session_factory(settings.database_url)
+    backfill_github(sessions, settings.config, REPO, page_size=2, progress=False)
+    assert set(ledger(settings.database_url)) == {"1", "2", "3", "4", "5"}
+    with session_factory(settings.database_url)() as session:
+        keys = {k.split("#")[1] for k in session.scalars(select(Item.key))}
+    assert {"11", "12", "13", "14"} <= keys
+    listings = [
+        (r.args.get("since"), r.args.get("page"))
+        for r, _ in httpserver.log
+        if r.path == f"{API}/issues"
+    ]
+    assert ("2024-05-20T10:00:00Z", "2") in listings

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from werkzeug import Request, Response
 
 from connectors.jira.backfill import SYNC_SOURCE, backfill_jira
+from connectors.jira.normalize import parse_time
 from connectors.jira_api import JiraNotConfigured, jira_client
 from ledger.tables import Commitment, Item
 from trackrecord.cli import main as cli
@@ -112,6 +114,9 @@ class StubJira:
         self.extra: list[dict] = []  # more issues for the search, beside ISSUES
         self.changelogs: dict[str, list[dict]] = {}  # key -> every history, for /changelog
         self.deployment = "Cloud"  # "Server": classic /search with startAt, as Data Center
+        self.timezone = "Europe/Berlin"  # the API user's profile: JQL dates are read in it
+        self.changed: dict[str, dict] = {}  # key -> the issue as it is now, over ISSUES
+        self.after_search = None  # called with each answered search request
 
     def __call__(self, request: Request) -> Response:
         if self.broken and self.broken(request):
@@ -124,6 +129,8 @@ class StubJira:
             return reply({"baseUrl": "https://example.atlassian.net", "version": "1001.0.0",
                           "versionNumbers": [1001, 0, 0], "deploymentType": self.deployment,
                           "buildNumber": 100282, "serverTitle": "Jira"})  # fmt: skip
+        if request.path == "/rest/api/2/myself":
+            return reply({"accountId": "5b10a2844c20165700ede21g", "timeZone": self.timezone})
         if request.path == "/rest/api/2/project/TES/versions":
             return reply([VERSION])
         if request.path == "/rest/api/2/field":
@@ -131,10 +138,13 @@ class StubJira:
                            "clauseNames": ["cf[10020]", "Sprint"]},
                           {"id": "duedate", "name": "Due date", "custom": False,
                            "clauseNames": ["due", "duedate"]}])  # fmt: skip
-        if request.path == SEARCH:
-            return self.search(request)
-        if request.path == "/rest/api/2/search" and self.deployment == "Server":
-            return self.classic_search(request)
+        if request.path == SEARCH or (
+            request.path == "/rest/api/2/search" and self.deployment == "Server"
+        ):
+            answer = self.search(request) if request.path == SEARCH else self.classic(request)
+            if self.after_search is not None:
+                self.after_search(request)
+            return answer
         if m := re.fullmatch(r"/rest/api/2/issue/([A-Z]+-\d+)/changelog", request.path):
             # Two histories a page, as Jira pages its changelog endpoint (startAt/isLast).
             everything, start = self.changelogs[m[1]], int(request.args.get("startAt", 0))
@@ -143,11 +153,20 @@ class StubJira:
                           "isLast": start + 2 >= len(everything), "values": values})  # fmt: skip
         return reply({"errorMessages": ["not found"]}, 404)
 
+    def matching(self, jql: str) -> list[dict]:
+        """The issues the JQL finds, by `updated` then key: "yyyy-MM-dd HH:mm" (or a bare day)
+        is read in the user's timezone, as Jira does."""
+        issues = [self.changed.get(i["key"], i) for i in ISSUES + self.extra]
+        found = sorted(issues, key=lambda i: (parse_time(i["fields"]["updated"]), i["key"]))
+        if m := re.search(r'updated >= "([^"]+)"', jql):
+            fmt = "%Y-%m-%d %H:%M" if " " in m[1] else "%Y-%m-%d"
+            bound = datetime.strptime(m[1], fmt).replace(tzinfo=ZoneInfo(self.timezone))
+            found = [i for i in found if parse_time(i["fields"]["updated"]) >= bound]
+        return found
+
     def search(self, request: Request) -> Response:
         jql, size = request.args["jql"], int(request.args.get("maxResults", 50))
-        found = sorted(ISSUES + self.extra, key=lambda i: i["fields"]["updated"])
-        if m := re.search(r'updated >= "(\d{4}-\d{2}-\d{2})"', jql):
-            found = [i for i in found if i["fields"]["updated"][:10] >= m[1]]
+        found = self.matching(jql)
         offset = int(request.args.get("nextPageToken", "tok-0").split("-")[1])
         page = found[offset : offset + size]
         body = {"issues": page, "isLast": offset + size >= len(found)}
@@ -155,10 +174,10 @@ class StubJira:
             body["nextPageToken"] = f"tok-{offset + size}"
         return reply(body)
 
-    def classic_search(self, request: Request) -> Response:
+    def classic(self, request: Request) -> Response:
         # Server / Data Center: startAt + total, no tokens.
         start, size = int(request.args.get("startAt", 0)), int(request.args["maxResults"])
-        found = sorted(ISSUES, key=lambda i: i["fields"]["updated"])
+        found = self.matching(request.args["jql"])
         return reply({"startAt": start, "maxResults": size, "total": len(found),
                       "issues": found[start : start + size]})  # fmt: skip
 
@@ -198,15 +217,17 @@ def test_backfill_rides_out_429_and_502_and_builds_the_ledger(env, jira, httpser
         limited.append(time.time())
         return reply({"errorMessages": ["Rate limit exceeded."]}, 429, {"Retry-After": "1"})
 
+    # Each request after the first starts at the cursor: TES-3's instant (13:00Z, 15:00 in the
+    # user's Berlin), then TES-4's, then TES-2's.
     jira.faults += [
-        (lambda r: r.path == SEARCH and "nextPageToken" in r.args, too_many),
-        (lambda r: r.path == SEARCH and r.args.get("nextPageToken") == "tok-4",
+        (lambda r: r.path == SEARCH and "updated >=" in r.args["jql"], too_many),
+        (lambda r: r.path == SEARCH and '"2024-05-10 17:00"' in r.args["jql"],
          lambda: reply({"errorMessages": ["Bad gateway"]}, 502)),
     ]  # fmt: skip
     result = CliRunner().invoke(cli, ["backfill", "jira", "TES", "--page-size", "2"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert (summary["items"], summary["pages"], summary["complete"]) == (5, 3, True)
+    assert (summary["items"], summary["pages"], summary["complete"]) == (5, 4, True)
     assert time.time() - limited[0] >= 1  # Retry-After was honoured
     assert '"status": 429' in result.stderr and '"status": 502' in result.stderr
 
@@ -218,16 +239,22 @@ def test_backfill_rides_out_429_and_502_and_builds_the_ledger(env, jira, httpser
         "TES-4": ("on_time", None, due),
         "TES-5": ("late", 1, due),
     }
+    jqls = [r.args["jql"] for r in searches(httpserver)]
+    assert jqls[0] == 'project = "TES" ORDER BY updated ASC, key ASC'
+    assert [j.split('"')[3] for j in jqls[1:]] == [
+        "2024-05-09 15:00", "2024-05-09 15:00", "2024-05-10 17:00", "2024-05-10 17:00",
+        "2024-05-12 14:00",
+    ]  # fmt: skip
     first = searches(httpserver)[0]
-    assert first.args["jql"] == 'project = "TES" ORDER BY updated ASC'
-    assert first.args["expand"] == "changelog" and "nextPageToken" not in first.args
+    assert first.args["expand"] == "changelog"
+    assert not [r for r in searches(httpserver) if "nextPageToken" in r.args]
     assert all(r.authorization.username == "mia@example.com" for r, _ in httpserver.log)
 
 
 def test_interrupted_run_resumes_after_the_last_committed_page(env, jira, httpserver):
     settings = Settings.from_env()
     sessions = session_factory(settings.database_url)
-    jira.broken = lambda r: r.path == SEARCH and r.args.get("nextPageToken") == "tok-2"
+    jira.broken = lambda r: r.path == SEARCH and "updated >=" in r.args["jql"]
     with pytest.raises(Exception):  # noqa: B017 - the JIRAError left after the retries
         backfill_jira(sessions, settings.config, "TES", page_size=2, retries=1, backoff=0.05)
     with sessions() as session:
@@ -240,12 +267,13 @@ def test_interrupted_run_resumes_after_the_last_committed_page(env, jira, httpse
     start = len(httpserver.log)
     summary = backfill_jira(sessions, settings.config, "TES", page_size=2)
     again = searches(httpserver, start)
-    # One day of margin for the Jira user's timezone; what the cursor covers is skipped.
-    assert (
-        again[0].args["jql"] == 'project = "TES" AND updated >= "2024-05-08" ORDER BY updated ASC'
+    # The cursor's minute in the user's timezone (TES-3, 13:00Z = 15:00 in Berlin); TES-3
+    # comes again and is dropped as read.
+    assert again[0].args["jql"] == (
+        'project = "TES" AND updated >= "2024-05-09 15:00" ORDER BY updated ASC, key ASC'
     )
     assert "nextPageToken" not in again[0].args
-    assert (summary["items"], summary["skipped"]) == (3, 2)
+    assert (summary["items"], summary["skipped"]) == (3, 0)
     assert set(ledger(settings.database_url)) == {f"TES-{n}" for n in range(1, 6)}
 
 
@@ -300,8 +328,52 @@ def test_server_backfill_pages_with_start_at_and_a_personal_access_token(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["items"] == 5
     classic = [r for r, _ in httpserver.log if r.path == "/rest/api/2/search"]
-    assert [r.args["startAt"] for r in classic] == ["0", "2", "4"]
+    # Each request starts at the cursor, so always at place 0 of its own list.
+    assert [r.args["startAt"] for r in classic] == ["0", "0", "0", "0"]
     assert not searches(httpserver)  # never Cloud's /search/jql
     assert all(r.headers["Authorization"] == "Bearer jira-pat-value" for r in classic)
     assert ledger(env["DATABASE_URL"])["TES-2"] == ("late", 2, date(2024, 5, 10))
     assert "jira-pat-value" not in result.output
+
+
+@pytest.mark.parametrize("deployment", ["Server", "Cloud"])
+def test_an_issue_changed_mid_run_does_not_push_another_out_of_the_listing(
+    env, jira, httpserver, deployment
+):
+    # Right after the first page (TES-1, TES-3) is answered, TES-1 is edited: it moves to the
+    # end of the list and everything behind it moves up one place. startAt=2 (or the token of
+    # place 2) would now start at TES-2, and TES-4 (older than the run) would be read by nobody.
+    jira.deployment = deployment
+    edited = {**ISSUES[0], "fields": {**ISSUES[0]["fields"]}}
+    edited["fields"]["updated"] = "2024-06-01T09:00:00.000+0000"
+
+    def edit_first(request) -> None:
+        if "updated >=" not in request.args["jql"]:
+            jira.changed["TES-1"] = edited
+            jira.after_search = None
+
+    jira.after_search = edit_first
+    settings = Settings.from_env()
+    sessions = session_factory(settings.database_url)
+    summary = backfill_jira(sessions, settings.config, "TES", page_size=2, backoff=0.05)
+    assert ledger(settings.database_url)["TES-4"] == ("on_time", None, date(2024, 5, 10))
+    assert set(ledger(settings.database_url)) == {f"TES-{n}" for n in range(1, 6)}
+    assert summary["items"] == 6  # TES-1 twice: it changed, so it is read again at the end
+
+
+def test_more_than_a_page_in_one_minute_pages_on_within_it(env, jira, httpserver):
+    # A bulk change: five issues updated in the same minute, pages of two. JQL cannot split the
+    # minute, so within it the listing pages by number (each page vouched for by the one
+    # before it) until it passes what it has read.
+    jira.deployment = "Server"
+    for n in range(11, 16):
+        jira.extra.append(issue(f"TES-{n}", f"2024-05-20T10:00:{n:02d}.000+0000"))
+    settings = Settings.from_env()
+    sessions = session_factory(settings.database_url)
+    summary = backfill_jira(sessions, settings.config, "TES", page_size=2, backoff=0.05)
+    assert summary["items"] == 10
+    with sessions() as session:
+        keys = set(session.scalars(select(Item.key)))
+    assert {f"jira:TES-{n}" for n in range(11, 16)} <= keys
+    classic = [r for r, _ in httpserver.log if r.path == "/rest/api/2/search"]
+    assert {r.args["startAt"] for r in classic} >= {"0", "2", "4"}

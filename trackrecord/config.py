@@ -20,6 +20,11 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # GitHub caps webhook payloads at 25 MB and drops larger ones; we refuse the same.
 # https://docs.github.com/en/webhooks/webhook-events-and-payloads#payload-cap
 DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
+# Team defaults; the same values as the connectors' and the trust score's own defaults.
+DEFAULT_SIZE_LABEL_PREFIX = "size:"
+DEFAULT_SIZE_VALUES = ("XS", "S", "M", "L", "XL")
+DEFAULT_STORY_POINTS_FIELD = "customfield_10016"
+DEFAULT_TRUST_HALF_LIFE_DAYS = 90.0
 
 REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 JIRA_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]+$")
@@ -93,7 +98,16 @@ class TeamModel(_Strict):
     jira: list[JiraSourceModel] = []
     on_time_basis: str = Field("first", pattern="^(first|latest)$")
     small_max_points: float = 3
-    small_labels: list[str] = ["size:XS", "size:S"]
+    # Size labels are `size_label_prefix` + one of `size_values` ("size:S"). `small_labels`
+    # defaults to the prefix with the two smallest values; each must be such a label.
+    size_label_prefix: str = DEFAULT_SIZE_LABEL_PREFIX
+    size_values: list[str] = list(DEFAULT_SIZE_VALUES)
+    small_labels: list[str] = []
+    # The Jira field that holds story points; its id differs per site (Jira Cloud's
+    # team-managed projects and many Server sites use other custom fields).
+    story_points_field: str = Field(DEFAULT_STORY_POINTS_FIELD, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    # Recency half-life of the trust score: evidence this many days old weighs half.
+    trust_half_life_days: float = Field(DEFAULT_TRUST_HALF_LIFE_DAYS, gt=0, allow_inf_nan=False)
     # People whose comments answer for the team (GitHub logins, Jira accountIds or Server user
     # names), for the first-response figure. GitHub members are also learned from payloads.
     members: list[str] = []
@@ -110,6 +124,40 @@ class TeamModel(_Strict):
     def _jira(cls, v):
         return _coerce_sources(v, "project")
 
+    @field_validator("size_values")
+    @classmethod
+    def _size_values(cls, v: list[str]) -> list[str]:
+        # Label values are compared upper-cased ("size:s" is S).
+        values = [s.strip().upper() for s in v]
+        if not values or not all(values):
+            raise ValueError("list at least one size value, none of them empty")
+        if len(set(values)) != len(values):
+            raise ValueError("size values repeat")
+        return values
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_small_labels(cls, data):
+        if isinstance(data, dict) and "small_labels" not in data:
+            prefix = data.get("size_label_prefix", DEFAULT_SIZE_LABEL_PREFIX)
+            values = data.get("size_values", DEFAULT_SIZE_VALUES)
+            if isinstance(prefix, str) and isinstance(values, list | tuple):
+                data = {**data, "small_labels": [f"{prefix}{s}" for s in values[:2]]}
+        return data
+
+    @model_validator(mode="after")
+    def _small_labels_are_sizes(self) -> TeamModel:
+        # A small label is matched as prefix + size value; any other label could never match.
+        prefix = self.size_label_prefix.lower()
+        for label in self.small_labels:
+            value = label[len(prefix) :].strip().upper()
+            if not label.lower().startswith(prefix) or value not in self.size_values:
+                raise ValueError(
+                    f"small label {label!r} is not size_label_prefix {self.size_label_prefix!r} "
+                    f"followed by one of size_values {self.size_values}"
+                )
+        return self
+
 
 class ClientModel(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -119,6 +167,15 @@ class ClientModel(_Strict):
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
     _tok = field_validator("token_env")(classmethod(lambda cls, v: _check_env_name(v)))
+
+    @property
+    def record_half_life_days(self) -> float:
+        """The trust half-life of the client's pooled record: its teams' value when they agree,
+        else the longest of them, so no team's evidence is forgotten faster than it asked.
+        (One half-life per record keeps the figure one Beta estimate over one weighting.)"""
+        return max(
+            (t.trust_half_life_days for t in self.teams), default=DEFAULT_TRUST_HALF_LIFE_DAYS
+        )
 
 
 class FileModel(_Strict):

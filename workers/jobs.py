@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 
+from connectors import team_config
 from connectors.github import normalize as github
 from connectors.jira import normalize as jira
 from ledger import store
@@ -54,12 +55,13 @@ def handle(session, row: Delivery, doc: dict) -> None:
     config = context.settings().config
     source = config.source(row.source, row.source_key) if row.source_key else None
     if row.source == "github" and source is not None:
-        events = github.normalize(row.event, doc, github_config(config))
+        events = github.normalize(row.event, doc, github_config(config, source.team))
         store.remember_members(session, source.team, "github", github.team_logins(doc))
     elif row.source == "jira" and (source is not None or row.source_key is None):
         # Sprint and version events (no project key) are keyed by their scope; the store fans
         # them out to the items that named it, whichever team owns them.
-        events = jira.normalize(doc)
+        # Each team's own story points field; site-wide events carry no story points.
+        events = jira.normalize(doc, jira_config(config, source.team if source else None))
     else:
         # The source was listed when the delivery arrived and is not any more.
         log.warning("delivery.unknown_source", row=row.id, source=row.source, key=row.source_key)
@@ -68,10 +70,14 @@ def handle(session, row: Delivery, doc: dict) -> None:
         store.apply_events(session, config, source, events)
 
 
-def github_config(config: Config) -> github.GithubConfig:
-    # Only configured Jira projects count as links: a bare KEY-123 pattern also matches words
-    # like UTF-8, and an unlisted project's issue has no team to belong to.
-    return github.GithubConfig(jira_projects=frozenset(s.key for s in config.sources("jira")))
+def github_config(config: Config, team: str | None = None) -> github.GithubConfig:
+    """The team's size labels, and the configured Jira projects as link targets."""
+    return team_config.github_config(config, team)
+
+
+def jira_config(config: Config, team: str | None = None) -> jira.JiraConfig:
+    """The team's story points field."""
+    return team_config.jira_config(config, team)
 
 
 def settle_overdue_job() -> int:

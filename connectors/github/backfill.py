@@ -10,14 +10,14 @@ List reference: https://docs.github.com/en/rest/issues/issues#list-repository-is
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from github.GithubObject import GithubObject
 
-from connectors import backfill_state
+from connectors import backfill_state, team_config
 from connectors.backfill_state import Fetched, Progress
 from connectors.github.history import item_history
-from connectors.github.normalize import GithubConfig, parse_time
+from connectors.github.normalize import parse_time
 from connectors.github_api import github_client
 from ledger import store
 from trackrecord.config import Config, Source
@@ -72,7 +72,7 @@ def backfill_github(
         bar.close()
         raise
     counters = {"unknown_milestones": 0}
-    cfg = GithubConfig(jira_projects=frozenset(s.key for s in config.sources("jira")))
+    cfg = team_config.github_config(config, source.team)  # the team's size labels
     team: set[str] = set()
 
     def remember(session) -> None:
@@ -81,35 +81,36 @@ def backfill_github(
 
     state = backfill_state.load_state(session_factory, SYNC_SOURCE, source.key)
     resume = backfill_state.resume_point(state, since, restart)
-    # `since` means updated at or after; the run skips what the cursor says is written.
-    listing = repository.get_issues(
-        state="all",
-        sort="updated",
-        direction="asc",
-        **({"since": resume.start} if resume.start else {}),
-    )
 
-    def fetched():
-        for issue in listing:
-            raw = _raw(issue)
+    def item(issue) -> Fetched:
+        raw = _raw(issue)
 
-            def events(issue=issue, raw=raw):
-                # Only the pull request object says merged_at and the head branch.
-                pull = issue.as_pull_request().raw_data if raw.get("pull_request") else None
-                timeline = [_raw(e) for e in issue.get_timeline()]
-                history = item_history(source.key, raw, timeline, milestones, pull, cfg)
-                counters["unknown_milestones"] += history.unknown_milestones
-                team.update(history.team)
-                return history.events
+        def events():
+            # Only the pull request object says merged_at and the head branch.
+            pull = issue.as_pull_request().raw_data if raw.get("pull_request") else None
+            timeline = [_raw(e) for e in issue.get_timeline()]
+            history = item_history(source.key, raw, timeline, milestones, pull, cfg)
+            counters["unknown_milestones"] += history.unknown_milestones
+            team.update(history.team)
+            return history.events
 
-            yield Fetched(str(raw["number"]), parse_time(raw["updated_at"]), events)
+        return Fetched(str(raw["number"]), parse_time(raw["updated_at"]), events)
+
+    def fetch(start, n: int):
+        # Each request starts at the cursor (`since` is inclusive: items at that second come
+        # again and are dropped as seen), not at page n of one listing: see cursor_pages.
+        since_ = {"since": start.astimezone(UTC)} if start else {}
+        listing = repository.get_issues(state="all", sort="updated", direction="asc", **since_)
+        page = listing.get_page(n)
+        # GitHub fills every page but the last (up to its maximum of 100); get_page does not
+        # pass on the Link header.
+        return [item(issue) for issue in page], len(page) >= min(page_size, PAGE_SIZE)
 
     summary = backfill_state.run(
         session_factory,
         config,
         source,
-        # PyGithub asks for `page_size` items a page, so equal chunks are GitHub's pages.
-        backfill_state.pages(fetched(), page_size),
+        backfill_state.cursor_pages(fetch, resume),
         sync_source=SYNC_SOURCE,
         since=since,
         progress=bar,

@@ -1,9 +1,10 @@
 """Backfill a Jira project's history into the ledger through the `jira` library, resumably.
 
-JQL `project = KEY [AND updated >= DAY] ORDER BY updated ASC` with the changelog expanded, one
-page per transaction. Cloud pages with `nextPageToken` on the current search endpoint
-(`enhanced_search_issues`, /search/jql); Server and Data Center keep the classic /search with
-startAt. https://developer.atlassian.com/changelog/#CHANGE-2046
+JQL `project = KEY [AND updated >= MINUTE] ORDER BY updated ASC, key ASC` with the changelog
+expanded, one page per transaction, each request starting at the cursor (see
+`backfill_state.cursor_pages`). Cloud searches on the current endpoint (`enhanced_search_issues`,
+/search/jql); Server and Data Center keep the classic /search.
+https://developer.atlassian.com/changelog/#CHANGE-2046
 
 Retries are ours, not the library's: its ResilientSession retries only 429 and 503, sleeps
 twice the Retry-After, and cannot tell a progress bar. Jira Cloud answers a rate limit with 429
@@ -14,13 +15,14 @@ waited exactly; 5xx and dropped connections back off exponentially.
 from __future__ import annotations
 
 import os
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 from jira import JIRAError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from connectors import backfill_state
+from connectors import backfill_state, team_config
 from connectors.backfill_state import Fetched, Progress
 from connectors.jira.history import issue_history
 from connectors.jira.normalize import parse_time
@@ -75,13 +77,35 @@ def _retrying(retries: int, backoff: float, bar: Progress) -> Retrying:
     )
 
 
-def jql_for(project: str, start: datetime | None) -> str:
-    # JQL reads a bare date in the Jira user's timezone; a day earlier covers every offset, and
-    # the run skips what it already wrote by the exact `updated` instant.
+def jql_for(project: str, start: datetime | None, tz: tzinfo | None = None) -> str:
+    """JQL for the issues updated at or after `start`, oldest first.
+
+    JQL reads "yyyy-MM-dd HH:mm" to the minute, in the searching user's timezone (`tz`, from
+    /myself): the minute holding `start`, whose earlier items come again and are dropped as
+    read. An ambiguous wall time (the hour a clock turns back) starts an hour earlier. Without
+    the timezone, a day earlier covers every offset.
+    """
     where = f'project = "{project}"'
-    if start is not None:
+    if start is not None and tz is None:
         where += f' AND updated >= "{(start - timedelta(days=1)).date().isoformat()}"'
-    return f"{where} ORDER BY updated ASC"
+    elif start is not None:
+        local = start.astimezone(tz)
+        if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
+            local -= timedelta(hours=1)
+        where += f' AND updated >= "{local:%Y-%m-%d %H:%M}"'
+    # The key orders issues updated in the same instant, so pages of one query stay put.
+    return f"{where} ORDER BY updated ASC, key ASC"
+
+
+def user_timezone(client, call) -> tzinfo | None:
+    """The timezone JQL dates are read in: the API user's profile timezone."""
+    try:
+        name = (call(client.myself) or {}).get("timeZone")
+        return ZoneInfo(name) if name else None
+    except JIRAError:  # a user without a profile: the day-wide fallback
+        return None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 def backfill_jira(
@@ -109,50 +133,60 @@ def backfill_jira(
         cloud = client.deploymentType == "Cloud"
         # Fix versions an issue has left are named by id only in its changelog.
         versions = {str(v.id): v.raw for v in call(client.project_versions, source.key)}
+        tz = user_timezone(client, call)
     except BaseException:
         bar.close()
         raise
-    state = backfill_state.load_state(session_factory, SYNC_SOURCE, source.key)
-    jql = jql_for(source.key, backfill_state.resume_point(state, since, restart).start)
+    cfg = team_config.jira_config(config, source.team)  # the team's story points field
+    resume = backfill_state.resume_point(
+        backfill_state.load_state(session_factory, SYNC_SOURCE, source.key), since, restart
+    )
     search = {"fields": "*all", "expand": "changelog", "json_result": True}
+    tokens: dict[tuple[str, int], str] = {}  # Cloud: (jql, page number) -> its nextPageToken
 
-    def listing():
-        token, start_at = None, 0
-        while True:
-            if cloud:
-                page = call(
-                    client.enhanced_search_issues,
-                    jql,
-                    nextPageToken=token,
-                    maxResults=page_size,
-                    **search,
-                )
-            else:
-                page = call(
-                    client.search_issues, jql, startAt=start_at, maxResults=page_size, **search
-                )
-            issues = page.get("issues") or []
-            yield [
-                Fetched(
-                    raw["key"],
-                    parse_time(raw["fields"]["updated"]),
-                    lambda raw=raw: issue_history(
-                        complete_changelog(client, raw, call, cloud), versions
-                    ),
-                )
-                for raw in issues
-            ]
-            start_at += len(issues)
-            token = page.get("nextPageToken")
-            done = not token or page.get("isLast") if cloud else start_at >= page.get("total", 0)
-            if done or not issues:
-                return
+    def fetch(start, n: int):
+        # Each request starts at the cursor, not at page n of one listing: startAt and page
+        # tokens count places in a list that shifts as issues change (see cursor_pages). Page
+        # numbers are used only within a block of issues the JQL cannot split.
+        jql = jql_for(source.key, start, tz)
+        if cloud:
+            if n and (jql, n) not in tokens:
+                return [], False
+            token = tokens.get((jql, n))
+            page = call(
+                client.enhanced_search_issues,
+                jql,
+                nextPageToken=token,
+                maxResults=page_size,
+                **search,
+            )
+            more = bool(page.get("nextPageToken")) and not page.get("isLast")
+            if more:
+                tokens[(jql, n + 1)] = page["nextPageToken"]
+        else:
+            start_at = n * page_size
+            page = call(client.search_issues, jql, startAt=start_at, maxResults=page_size, **search)
+        issues = page.get("issues") or []
+        if not cloud:
+            more = bool(issues) and start_at + len(issues) < page.get("total", 0)
+        return [
+            Fetched(
+                raw["key"],
+                parse_time(raw["fields"]["updated"]),
+                lambda raw=raw: issue_history(
+                    complete_changelog(client, raw, call, cloud), versions, cfg
+                ),
+            )
+            for raw in issues
+        ], more
 
     return backfill_state.run(
         session_factory,
         config,
         source,
-        listing(),
+        backfill_state.cursor_pages(
+            fetch, resume, lambda a, b: jql_for(source.key, a, tz) == jql_for(source.key, b, tz)
+        ),
         sync_source=SYNC_SOURCE,
         since=since,
         progress=bar,
