@@ -17,7 +17,7 @@ from sqlalchemy import Connection, String, and_, false, func, or_, select, type_
 
 from ledger.outcomes import Commitment, Outcome
 from ledger.tables import Commitment as CommitmentRow
-from ledger.tables import Item
+from ledger.tables import Exclusion, Item
 
 C = CommitmentRow.__table__
 I = Item.__table__  # noqa: E741  (the table of items, as in SQL)
@@ -236,9 +236,31 @@ def commitments_page(
                 "repromise_count": r.repromise_count,
                 "small": bool(r.small),
                 "excluded": bool(r.excluded),
+                "exclusion": None,
             }
         )
+    _attach_exclusions(conn, rows, [r["item"] for r in rows if r["excluded"]])
     return total, rows
+
+
+def _attach_exclusions(conn: Connection, rows: list[dict], keys: list[str]) -> None:
+    """Why, by whom and when an excluded row was excluded: exclusions are audited in the open,
+    so whoever reads the ledger sees the reason next to the row it hides from the figures."""
+    if not keys:
+        return
+    X = Exclusion.__table__
+    active = conn.execute(
+        select(I.c.key, X.c.reason, X.c.excluded_by, X.c.excluded_at)
+        .join(X, X.c.item_id == I.c.id)
+        .where(I.c.key.in_(keys), X.c.undone_at.is_(None))
+        .order_by(X.c.excluded_at)
+    )
+    found = {
+        key: {"reason": why, "by": who, "at": _iso(utc(when))} for key, why, who, when in active
+    }
+    for row in rows:
+        if row["excluded"]:
+            row["exclusion"] = found.get(row["item"])
 
 
 def scope_rows(

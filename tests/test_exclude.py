@@ -91,3 +91,18 @@ def test_unknown_item_or_bad_id_is_a_clear_error(client, settings, redis_conn):
     missing_reason = cli("exclude", ISSUE)
     assert missing_reason.exit_code == 2 and "--reason is required" in missing_reason.output
     assert audit(settings) == []
+
+
+def test_the_ledger_api_shows_why_a_row_is_excluded(client, settings, redis_conn, monkeypatch):
+    seed(client, settings, redis_conn)
+    cli("exclude", ISSUE, "--reason", "client held the spec", "--by", "lea")
+    monkeypatch.setenv("TRACKRECORD_ADMIN_TOKEN", "admin-token")
+    answer = client.get(
+        "/api/v1/teams/platform/commitments?from=2019-01-01&to=2019-12-31",
+        headers={"Authorization": "Bearer admin-token"},
+    )
+    rows = {r["item"]: r for r in answer.get_json()["commitments"]}
+    assert rows[ISSUE]["excluded"] is True
+    assert rows[ISSUE]["exclusion"]["reason"] == "client held the spec"
+    assert rows[ISSUE]["exclusion"]["by"] == "lea"
+    assert rows["jira:TES-41"]["exclusion"] is None
