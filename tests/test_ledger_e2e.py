@@ -473,3 +473,23 @@ def test_a_pr_in_the_milestone_of_the_issue_it_closes_is_not_a_second_commitment
     assert rows["github:Codertocat/Hello-World#2"]["outcome"] == "linked"
     promises = [k for k, r in rows.items() if r["outcome"] not in ("linked", "unpromised")]
     assert promises == [ISSUE]
+
+
+def test_deleting_an_overdue_milestone_does_not_turn_misses_into_descopes(
+    client, settings, redis_conn
+):
+    # Milestone due 2019-05-23, last edited on 05-16; deleted long after its deadline. The
+    # payload has no deletion time (updated_at is the last edit), so the deletion is dated by
+    # its arrival: the promise was already broken, and stays a miss.
+    kind, deletion = h.gh_milestone_due("2019-05-16T09:00:00Z", "2019-05-23")
+    deletion["action"] = "deleted"
+    deletion.pop("changes")
+    rows = deliver(
+        client,
+        settings,
+        redis_conn,
+        gh_issue("opened", OPENED),
+        gh_issue("milestoned", "2019-05-15T16:00:00Z"),
+        (kind, deletion),
+    )
+    assert rows[ISSUE]["outcome"] == "missed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
@@ -55,7 +56,8 @@ def handle(session, row: Delivery, doc: dict) -> None:
     config = context.settings().config
     source = config.source(row.source, row.source_key) if row.source_key else None
     if row.source == "github" and source is not None:
-        events = github.normalize(row.event, doc, github_config(config, source.team))
+        cfg = replace(github_config(config, source.team), received_at=_utc(row.received_at))
+        events = github.normalize(row.event, doc, cfg)
         store.remember_members(session, source.team, "github", github.team_logins(doc))
     elif row.source == "jira" and (source is not None or row.source_key is None):
         # Sprint and version events (no project key) are keyed by their scope; the store fans
@@ -78,6 +80,11 @@ def github_config(config: Config, team: str | None = None) -> github.GithubConfi
 def jira_config(config: Config, team: str | None = None) -> jira.JiraConfig:
     """The team's story points field."""
     return team_config.jira_config(config, team)
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back the naive UTC value it was given.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def settle_overdue_job() -> int:

@@ -24,6 +24,9 @@ class GithubConfig:
     size_values: tuple[str, ...] = ("XS", "S", "M", "L", "XL")
     # Project keys a PR may name; None accepts any KEY-123, which also matches words like UTF-8.
     jira_projects: frozenset[str] | None = None
+    # When the delivery arrived. A deletion has no time of its own in the payload (the object's
+    # updated_at is its last edit, maybe weeks before), so it is dated by its arrival.
+    received_at: datetime | None = None
 
 
 DEFAULT = GithubConfig()
@@ -169,8 +172,12 @@ def updated(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
     return [_event(payload, EventKind.UPDATED, None, cfg)]
 
 
+def _deleted_at(cfg: GithubConfig) -> str | None:
+    return cfg.received_at.isoformat() if cfg.received_at else None
+
+
 def deleted(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
-    return [_event(payload, EventKind.DELETED, None, cfg)]
+    return [_event(payload, EventKind.DELETED, _deleted_at(cfg), cfg)]
 
 
 def commented(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
@@ -198,7 +205,7 @@ def milestone_changed(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
             source="github",
             item_key=key,
             kind=EventKind.MILESTONE_DUE_CHANGED,
-            at=parse_time(milestone["updated_at"]),
+            at=parse_time((deleted_ and _deleted_at(cfg)) or milestone["updated_at"]),
             # A deleted milestone promises nothing any more: its items are descoped.
             promised_date=None if deleted_ else due_date(milestone),
             actor=(payload.get("sender") or {}).get("login"),
