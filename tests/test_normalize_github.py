@@ -209,3 +209,16 @@ def test_ignored_and_unknown_pairs_emit_nothing():
     assert classify("ping", None) == "ignored"
     assert classify("issues", "closed") == "routed"
     assert classify("deployment", "created") == "unknown"
+
+
+def test_an_issue_transferred_away_before_its_deadline_is_descoped_after_it_missed():
+    # issues.transferred: the octokit `opened` sample as the old issue (no real capture).
+    moved = load("issues.opened")
+    moved["action"] = "transferred"
+    before = GithubConfig(received_at=datetime(2019, 5, 20, 9, tzinfo=UTC))
+    after = GithubConfig(received_at=datetime(2019, 6, 20, 9, tzinfo=UTC))
+    opened = normalize("issues", load("issues.opened"))
+    for cfg, expected in ((before, Outcome.DESCOPED), (after, Outcome.MISSED)):
+        events = opened + normalize("issues", moved, cfg)
+        state = fold(events, UTC_TZ)
+        assert settle(state, datetime(2019, 6, 30, tzinfo=UTC), UTC_TZ).outcome is expected

@@ -180,6 +180,13 @@ def deleted(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
     return [_event(payload, EventKind.DELETED, _deleted_at(cfg), cfg)]
 
 
+def transferred(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
+    # The issue now lives in another repository (which sends its own `opened`) and no milestone
+    # crosses over: here, its promise is withdrawn when it left, a descope before the deadline,
+    # still a miss after it. Like a deletion, the payload has no time of its own.
+    return [_event(payload, EventKind.DESCOPED, _deleted_at(cfg), cfg, scope=None)]
+
+
 def commented(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
     comment = payload["comment"]
     return [
@@ -249,6 +256,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
     ("issues", "labeled"): updated,
     ("issues", "unlabeled"): updated,
     ("issues", "deleted"): deleted,
+    ("issues", "transferred"): transferred,
     ("pull_request", "opened"): opened,
     ("pull_request", "milestoned"): milestoned,
     ("pull_request", "demilestoned"): demilestoned,
@@ -271,7 +279,6 @@ IGNORED: frozenset[tuple[str, str]] = frozenset(
         ("milestone", "closed"),  # closing a milestone settles nothing; items settle each
         ("issues", "assigned"),
         ("issues", "unassigned"),
-        ("issues", "transferred"),  # the new repository sends its own opened
         ("issues", "pinned"),
         ("issues", "unpinned"),
         ("issues", "locked"),
