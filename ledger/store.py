@@ -59,6 +59,7 @@ def apply_events(
     (a PR linking a stranger's issue); None for Jira's site-wide sprint/version deliveries.
     """
     now = codec.utc(now or datetime.now(UTC))
+    _lock_scopes(session, {e.scope for e in events if e.scope})
     direct: dict[str, list[DomainEvent]] = defaultdict(list)
     scoped: list[DomainEvent] = []
     for event in events:
@@ -143,6 +144,18 @@ def refold(session: Session, config: Config, item: Item, now: datetime) -> Settl
     _write_commitment(session, item, state, settlement, team, tz)
     _write_promise_changes(session, item, state)
     return settlement
+
+
+def _lock_scopes(session: Session, scopes: set[str]) -> None:
+    """Serialise writers of one milestone (sprint, version) on PostgreSQL. Without it, a due
+    date change and an item joining the milestone, stored by two workers at once, each miss
+    the other's uncommitted row, and the item keeps the old date until its next event. Locks
+    are taken in a fixed order, before any item lock, so two writers cannot deadlock. SQLite
+    needs none: its writers are serialised already."""
+    if not scopes or session.get_bind().dialect.name != "postgresql":
+        return
+    for scope in sorted(scopes):
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(scope))))
 
 
 def _delivers_promises(session: Session, links: Iterable[str]) -> bool:

@@ -230,3 +230,34 @@ def test_a_late_delivery_keeps_settle_at_at_its_deadline(session, settings):
     assert row["delivered_at"] == datetime(2019, 5, 27, 10, tzinfo=UTC)
     assert row["settle_at"] == row["deadline"] == deadline
     _settle_at_is_derived(row)
+
+
+def test_writers_of_one_milestone_wait_for_each_other(settings):
+    """Two workers at once: one stores a milestone's new due date, the other an item joining
+    that milestone (with the old date). Whichever commits second must see the first's row."""
+    import threading
+
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers by itself")
+    Session = session_factory(settings.database_url)
+    # The item joins M1 (due 05-23); the milestone is moved to 05-30 a moment later.
+    joining = promise("2019-05-15T16:00:00", "2019-05-23")
+    with Session() as first:
+        apply(first, settings, due_change("2019-05-20T12:00:00", "2019-05-30"), commit=False)
+        done = threading.Event()
+
+        def second_worker():
+            with Session() as second:
+                apply(second, settings, joining)
+            done.set()
+
+        worker = threading.Thread(target=second_worker)
+        worker.start()
+        # The second writer waits on the milestone's lock while the first is uncommitted.
+        assert not done.wait(0.5)
+        first.commit()
+        worker.join(10)
+    assert done.is_set()
+    # Judged against the first promise (05-23); the move to 05-30 is its re-promise.
+    row = commitments(settings)[KEY]
+    assert (row["first_promised"], row["latest_promised"]) == (date(2019, 5, 23), date(2019, 5, 30))
