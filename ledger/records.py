@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, false, func, or_, select
 
@@ -29,6 +30,18 @@ FIRST_YEAR, LAST_YEAR = 1900, 9000
 
 def supported(day: date) -> bool:
     return FIRST_YEAR <= day.year <= LAST_YEAR
+
+
+def team_record(conn: Connection, team, *, period_from: date, period_to: date) -> dict:
+    """One team's record with its own settings (`team` is its configuration: a TeamModel)."""
+    return record(
+        conn,
+        teams=[team.name],
+        period_from=period_from,
+        period_to=period_to,
+        tz=ZoneInfo(team.timezone),
+        half_life_days=team.trust_half_life_days,
+    )
 
 
 def record(

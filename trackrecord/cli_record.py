@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 import click
 
@@ -93,12 +92,7 @@ def record(team: str, period_from: date, period_to: date, as_json: bool) -> None
     if period_from > period_to:
         raise click.BadParameter("--from is after --to", param_hint="--from")
     with session_factory(settings.database_url)() as session:
-        rec = records.record(
-            session.connection(),
-            teams=[team],
-            period_from=period_from,
-            period_to=period_to,
-            tz=ZoneInfo(model.timezone),
-            half_life_days=model.trust_half_life_days,
+        rec = records.team_record(
+            session.connection(), model, period_from=period_from, period_to=period_to
         )
     click.echo(json.dumps(rec, indent=2) if as_json else render_table(rec))

@@ -117,13 +117,8 @@ def team_record(team: str):
     _allow(who, client.name)
     period_from, period_to = _period()
     with services().sessions() as session:
-        body = records.record(
-            session.connection(),
-            teams=[team],
-            period_from=period_from,
-            period_to=period_to,
-            tz=ZoneInfo(model.timezone),
-            half_life_days=model.trust_half_life_days,
+        body = records.team_record(
+            session.connection(), model, period_from=period_from, period_to=period_to
         )
     return jsonify(body)
 
