@@ -212,3 +212,14 @@ def promise_changes(settings, key: str) -> list[tuple]:
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def outcomes(url: str, short) -> dict[str, tuple]:
+    """{short(item key): (outcome, slip_days, promised_date)} of every commitments row."""
+    with session_factory(url)() as session:
+        rows = session.execute(
+            select(
+                Item.key, Commitment.outcome, Commitment.slip_days, Commitment.promised_date
+            ).join(Commitment, Commitment.item_id == Item.id)
+        ).all()
+    return {short(key): (outcome, slip, day) for key, outcome, slip, day in rows}

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from werkzeug import Request, Response
 
 from connectors.github.backfill import SYNC_SOURCE, backfill_github
-from ledger.tables import Commitment, Item
+from ledger.tables import Item
+from tests.ledger_helpers import outcomes
 from trackrecord.cli import main as cli
 from trackrecord.config import Settings
 from trackrecord.db import session_factory
@@ -151,12 +152,7 @@ def github(env, httpserver, monkeypatch):
 
 
 def ledger(url: str) -> dict[str, tuple]:
-    with session_factory(url)() as session:
-        rows = session.execute(
-            select(Item.key, Commitment.outcome, Commitment.slip_days, Commitment.promised_date)
-            .join(Commitment, Commitment.item_id == Item.id)
-        ).all()  # fmt: skip
-    return {key.split("#")[1]: (outcome, slip, promised) for key, outcome, slip, promised in rows}
+    return outcomes(url, lambda key: key.split("#")[1])
 
 
 def state(url: str) -> SyncState:

@@ -17,7 +17,8 @@ from werkzeug import Request, Response
 from connectors.jira.backfill import SYNC_SOURCE, backfill_jira
 from connectors.jira.normalize import parse_time
 from connectors.jira_api import JiraNotConfigured, jira_client
-from ledger.tables import Commitment, Item
+from ledger.tables import Item
+from tests.ledger_helpers import outcomes
 from trackrecord.cli import main as cli
 from trackrecord.config import Settings
 from trackrecord.db import session_factory
@@ -198,12 +199,7 @@ def jira(env, httpserver, monkeypatch):
 
 
 def ledger(url: str) -> dict[str, tuple]:
-    with session_factory(url)() as session:
-        rows = session.execute(
-            select(Item.key, Commitment.outcome, Commitment.slip_days, Commitment.promised_date)
-            .join(Commitment, Commitment.item_id == Item.id)
-        ).all()  # fmt: skip
-    return {key.removeprefix("jira:"): (outcome, slip, day) for key, outcome, slip, day in rows}
+    return outcomes(url, lambda key: key.removeprefix("jira:"))
 
 
 def searches(httpserver, start: int = 0) -> list[Request]:
