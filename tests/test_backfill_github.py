@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from werkzeug import Request, Response
 
+from cli.main import main as cli
 from connectors.github.backfill import SYNC_SOURCE, backfill_github
 from ledger.tables import Item
 from tests.ledger_helpers import outcomes
-from trackrecord.cli import main as cli
 from trackrecord.config import Settings
 from trackrecord.db import session_factory
 from trackrecord.models import SyncState

@@ -90,7 +90,7 @@ def test_missing_file_is_named(tmp_path):
 def test_cli_refuses_to_start_on_a_bad_file(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from trackrecord.cli import main
+    from cli.main import main
 
     path = write(tmp_path, '[[clients]]\nname = "a"\ntimezone = "Nowhere/City"\n')
     monkeypatch.setenv("TRACKRECORD_CONFIG", str(path))

@@ -17,7 +17,7 @@ from tests.helpers import fixture_bytes, github_headers, jira_headers
 from trackrecord.db import session_factory
 from trackrecord.models import Delivery
 
-CLI = [sys.executable, "-m", "trackrecord"]
+CLI = [sys.executable, "-m", "cli"]
 
 
 @pytest.fixture

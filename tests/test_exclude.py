@@ -5,9 +5,9 @@ from __future__ import annotations
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from cli.main import main
 from ledger.tables import Exclusion
 from tests import ledger_helpers as h
-from trackrecord.cli import main
 from trackrecord.db import session_factory
 
 ISSUE = "github:Codertocat/Hello-World#1"

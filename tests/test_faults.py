@@ -18,8 +18,8 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select, text
 
+from cli.main import main as cli
 from tests.helpers import RedisServer, fixture_bytes, github_headers, jira_headers
-from trackrecord.cli import main as cli
 from trackrecord.config import Settings
 from trackrecord.db import session_factory
 from trackrecord.models import Delivery
@@ -154,7 +154,7 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(client, settings, re
     blocker = Session()
     blocker.execute(text("UPDATE deliveries SET attempts = attempts WHERE id = :i"), {"i": row_id})
     worker = subprocess.Popen(
-        [sys.executable, "-m", "trackrecord", "worker"],
+        [sys.executable, "-m", "cli", "worker"],
         env=os.environ.copy(),
         start_new_session=True,
         stdout=subprocess.DEVNULL,

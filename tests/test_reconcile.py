@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from werkzeug import Response
 
+from cli.main import main as cli
 from tests.helpers import fixture_bytes, github_headers
-from trackrecord.cli import main as cli
 
 HOOK = 4242
 REPO = "Codertocat/Hello-World"

@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from tests.ledger_fixture import insert_ledger
-from trackrecord.cli import main
 
 
 @pytest.fixture

@@ -7,15 +7,14 @@ import sys
 
 import click
 
+from cli.common import load_settings
 from ledger import exclusions
 from trackrecord.db import session_factory
 
 
 def _sessions():
-    # Imported late: trackrecord.cli imports this module to register the commands.
-    from trackrecord.cli import _settings
 
-    return session_factory(_settings().database_url)
+    return session_factory(load_settings().database_url)
 
 
 def _who(by: str | None) -> str:

@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 import click
 
+from cli.common import load_settings
 from ledger import records
 from trackrecord.db import session_factory
 
@@ -82,10 +83,8 @@ def render_table(rec: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="The API's JSON record instead of a table.")
 def record(team: str, period_from: date, period_to: date, as_json: bool) -> None:
     """Print TEAM's track record for the period (promised dates from --from to --to)."""
-    # Imported late: trackrecord.cli imports this module to register the command.
-    from trackrecord.cli import _settings
 
-    settings = _settings()
+    settings = load_settings()
     model = settings.config.team(team)
     if model is None:
         raise click.BadParameter(f"no team {team!r} in the configuration", param_hint="TEAM")

@@ -1,4 +1,5 @@
-"""The `trackrecord` command."""
+"""The long-running processes and their helpers: serve, worker, scheduler, relay, reconcile,
+up, and the database and configuration commands."""
 
 from __future__ import annotations
 
@@ -11,33 +12,17 @@ from urllib.parse import urlparse
 
 import click
 
-from trackrecord.config import ConfigError, Settings
-from trackrecord.logs import configure
+from cli.common import load_settings
 
 
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigError as exc:
-        # A bad file stops the process at start with the file, key and problem, not a traceback.
-        click.echo(f"trackrecord: configuration error:\n{exc}", err=True)
-        sys.exit(2)
-
-
-@click.group()
-def main() -> None:
-    """trackrecord: a team's GitHub and Jira work, turned into a track record of kept promises."""
-    configure()
-
-
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
 def serve(host: str, port: int, workers: int, dev: bool) -> None:
     """Run the web app (webhooks, health, API) under gunicorn."""
-    settings = _settings()
+    settings = load_settings()
     from webhook_app import create_app
 
     if dev:
@@ -59,41 +44,41 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
     _App().run()
 
 
-@main.command()
+@click.command()
 @click.option("--burst", is_flag=True, help="Drain the queue, then exit.")
 def worker(burst: bool) -> None:
     """Run an RQ worker (relays pending deliveries at start and periodically)."""
-    settings = _settings()
+    settings = load_settings()
     from workers.runner import run_worker
 
     run_worker(settings, burst=burst)
 
 
-@main.command()
+@click.command()
 def scheduler() -> None:
     """Run the cron scheduler (relay every minute, reconcile hourly, and later reports)."""
-    settings = _settings()
+    settings = load_settings()
     from workers.runner import run_scheduler
 
     run_scheduler(settings)
 
 
-@main.command()
+@click.command()
 @click.option("--min-age", default=0.0, show_default=True, help="Skip deliveries younger (s).")
 def relay(min_age: float) -> None:
     """Enqueue stored deliveries that Redis does not hold (pending, or lost by Redis)."""
-    _settings()
+    load_settings()
     from workers.relay import relay_pending
 
     click.echo(json.dumps(relay_pending(min_age_seconds=min_age)))
 
 
-@main.command()
+@click.command()
 @click.argument("source", required=False)
 def reconcile(source: str | None) -> None:
     """Heal what was lost: ask GitHub to redeliver failed webhook deliveries, then re-read what
     changed since the last good backfill. SOURCE is OWNER/REPO or a Jira key (default: all)."""
-    settings = _settings()
+    settings = load_settings()
     from workers.reconcile import reconcile_all, reconcile_source
 
     if source is None:
@@ -106,7 +91,7 @@ def reconcile(source: str | None) -> None:
     click.echo(json.dumps(result, default=str))
 
 
-@main.group()
+@click.group()
 def db() -> None:
     """Database schema (Alembic)."""
 
@@ -117,20 +102,20 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: head)."""
     from trackrecord import migrate
 
-    migrate.upgrade(_settings().database_url, revision)
+    migrate.upgrade(load_settings().database_url, revision)
 
 
 @db.command("current")
 def db_current() -> None:
     from trackrecord import migrate
 
-    migrate.current(_settings().database_url)
+    migrate.current(load_settings().database_url)
 
 
-@main.command("check-config")
+@click.command("check-config")
 def check_config() -> None:
     """Validate TRACKRECORD_CONFIG and list the sources it declares."""
-    settings = _settings()
+    settings = load_settings()
     for source in settings.config.sources():
         click.echo(f"{source.kind:6} {source.key:40} team={source.team} client={source.client}")
     click.echo(f"ok: {settings.config.path or '(no file: every delivery will be ignored)'}")
@@ -145,18 +130,18 @@ def _redis_reachable(url: str) -> bool:
         return False
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def up(host: str, port: int) -> None:
     """Everything on one machine: web + worker + scheduler (+ a local Redis when none answers)."""
     from honcho.manager import Manager
 
-    settings = _settings()
+    settings = load_settings()
     from trackrecord import migrate
 
     migrate.upgrade(settings.database_url)
-    exe = [sys.executable, "-m", "trackrecord"]
+    exe = [sys.executable, "-m", "cli"]
     manager = Manager()
     env = dict(os.environ)
     parsed = urlparse(settings.redis_url)
@@ -179,20 +164,3 @@ def up(host: str, port: int) -> None:
     manager.add_process("scheduler", f"{q} scheduler", env=env)
     manager.loop()
     sys.exit(manager.returncode)
-
-
-from trackrecord.cli_ledger import exclude, list_exclusions  # noqa: E402
-
-main.add_command(exclude)
-main.add_command(list_exclusions)
-
-from trackrecord.cli_backfill import backfill  # noqa: E402
-
-main.add_command(backfill)
-
-from trackrecord.cli_record import record  # noqa: E402
-
-main.add_command(record)
-
-if __name__ == "__main__":
-    main()

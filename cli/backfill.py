@@ -13,6 +13,8 @@ from datetime import date
 
 import click
 
+from cli.common import load_settings
+
 
 def _since(ctx, param, value: str | None) -> date | None:
     if value is None:
@@ -41,10 +43,9 @@ _page_option = click.option(
 
 
 def _run(kind: str, key: str, backfill, since: date | None, restart: bool, size: int | None):
-    from trackrecord.cli import _settings
     from trackrecord.db import session_factory
 
-    settings = _settings()
+    settings = load_settings()
     if settings.config.source(kind, key) is None:
         listed = ", ".join(s.key for s in settings.config.sources(kind)) or "none"
         raise click.ClickException(

@@ -1,0 +1,34 @@
+"""The `trackrecord` command group: every command registered in one table."""
+
+from __future__ import annotations
+
+import click
+
+from cli import backfill, ledger, processes, record
+from trackrecord.logs import configure
+
+
+@click.group()
+def main() -> None:
+    """trackrecord: a team's GitHub and Jira work, turned into a track record of kept promises."""
+    configure()
+
+
+for command in (
+    processes.serve,
+    processes.worker,
+    processes.scheduler,
+    processes.relay,
+    processes.reconcile,
+    processes.db,
+    processes.check_config,
+    processes.up,
+    ledger.exclude,
+    ledger.list_exclusions,
+    backfill.backfill,
+    record.record,
+):
+    main.add_command(command)
+
+if __name__ == "__main__":
+    main()

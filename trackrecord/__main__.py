@@ -1,3 +1,0 @@
-from trackrecord.cli import main
-
-main()
