@@ -97,3 +97,29 @@ def test_cli_refuses_to_start_on_a_bad_file(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["check-config"])
     assert result.exit_code == 2
     assert "clients[0].timezone: unknown timezone 'Nowhere/City'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            '[[clients]]\nname = "a"\ntoken_env = "T"\n[[clients]]\nname = "b"\ntoken_env = "T"\n',
+            "share token_env 'T'",
+        ),
+        (
+            '[[clients]]\nname = "a"\ntoken_env = "TRACKRECORD_ADMIN_TOKEN"\n',
+            "admin token's variable",
+        ),
+    ],
+)
+def test_a_client_token_reads_one_client_only(tmp_path, text, problem):
+    # Shared, a token would read the first client's record for both; the admin variable, all.
+    with pytest.raises(ConfigError, match=problem):
+        load_config(write(tmp_path, text))
+
+
+def test_the_badge_is_public_unless_the_team_turns_it_off(tmp_path):
+    text = CONFIG_TOML.replace('name = "web"\n', 'name = "web"\nbadge = false\n')
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.team("platform").badge is True
+    assert cfg.team("web").badge is False

@@ -25,6 +25,8 @@ DEFAULT_SIZE_LABEL_PREFIX = "size:"
 DEFAULT_SIZE_VALUES = ("XS", "S", "M", "L", "XL")
 DEFAULT_STORY_POINTS_FIELD = "customfield_10016"
 DEFAULT_TRUST_HALF_LIFE_DAYS = 90.0
+# The variable of the API token that reads every client (one home for the name).
+ADMIN_TOKEN_ENV = "TRACKRECORD_ADMIN_TOKEN"
 
 REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 JIRA_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]+$")
@@ -111,6 +113,9 @@ class TeamModel(_Strict):
     # People whose comments answer for the team (GitHub logins, Jira accountIds or Server user
     # names), for the first-response figure. GitHub members are also learned from payloads.
     members: list[str] = []
+    # The public SVG badge (/badges/<team>.svg) needs no token by design; a team that does not
+    # want its rate public turns it off, and the route then answers 404 like an unknown team.
+    badge: bool = True
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
 
@@ -186,10 +191,25 @@ class FileModel(_Strict):
         seen_clients: set[str] = set()
         seen_teams: set[str] = set()
         owners: dict[tuple[str, str], str] = {}
+        token_owners: dict[str, str] = {}
         for client in self.clients:
             if client.name in seen_clients:
                 raise ValueError(f"client {client.name!r} is declared twice")
             seen_clients.add(client.name)
+            # A token names one client: shared, the first client found would read the other's
+            # record; the admin token's variable would let a client read every client's.
+            if client.token_env == ADMIN_TOKEN_ENV:
+                raise ValueError(
+                    f"client {client.name!r}: token_env {ADMIN_TOKEN_ENV!r} is the admin token's "
+                    "variable, which reads every client; name a variable of the client's own"
+                )
+            if client.token_env and client.token_env in token_owners:
+                raise ValueError(
+                    f"clients {token_owners[client.token_env]!r} and {client.name!r} share "
+                    f"token_env {client.token_env!r}; each client needs a token of its own"
+                )
+            if client.token_env:
+                token_owners[client.token_env] = client.name
             for team in client.teams:
                 # Team names are URL keys (/api/v1/teams/<team>), so they are unique across clients.
                 if team.name in seen_teams:
