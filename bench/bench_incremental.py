@@ -2,10 +2,10 @@
 
     .venv/bin/python -m bench.bench_incremental [--engine postgresql|sqlite|both] [--events 200]
 
-On the 1M-row ledger, team-000's figures are built once (`ledger.rollup.build`). Then each
+On the 1M-row ledger, team-000's figures are built once (`bench.rollup.build`). Then each
 event delivers one of the team's open promises (the ledger row is updated as the store would),
-and `ledger.rollup.apply_delivery` brings the figures up to date: that call is what is timed.
-After every event a full recompute of the team (`ledger.figures.recompute(teams=[team])`) is
+and `bench.rollup.apply_delivery` brings the figures up to date: that call is what is timed.
+After every event a full recompute of the team (`bench.recompute.recompute(teams=[team])`) is
 timed too, in the same run. Everything runs in one transaction that is rolled back, so the
 ledger is unchanged afterwards. At the end the rolled-up figures must equal a fresh build.
 """
@@ -19,9 +19,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from bench import rollup
 from bench.common import ms, url
 from bench.generate import AS_OF
-from ledger import figures, rollup
+from bench.recompute import recompute
 from ledger.tables import Commitment
 from trackrecord.db import get_engine
 
@@ -63,7 +64,7 @@ def run(engine: str, events: int) -> dict:
             )
             incremental.append(time.perf_counter() - started)
             started = time.perf_counter()
-            figures.recompute(conn, as_of=when, teams=[TEAM])
+            recompute(conn, as_of=when, teams=[TEAM])
             full.append(time.perf_counter() - started)
         fresh = rollup.build(conn, team=TEAM, as_of=when)
         assert state.figures["months"] == fresh.figures["months"]

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.bench_recompute [--engine postgresql|sqlite|both] [--rounds 3]
 
-Full recompute: `ledger.figures.recompute` on the 1M-row ledger, every team and month, all the
+Full recompute: `bench.recompute.recompute` on the 1M-row ledger, every team and month, all the
 figures (counts, ratios, slip median and p90 per team-month, small wins, streaks, time to
 first win, recency-weighted trust score). The floor: one plain `GROUP BY team, month` of the
 on-time rate over the same table. Both run alternately in the same process, `--rounds` times,
@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from bench.common import median, url
 from bench.generate import AS_OF
-from ledger import figures
+from bench.recompute import recompute
 from trackrecord.db import get_engine
 
 FLOOR = {
@@ -50,7 +50,7 @@ def run(engine: str, rounds: int) -> dict:
         for _ in range(rounds):
             seconds, floor_rows = timed(lambda: conn.execute(floor_sql).all())
             floors.append(seconds)
-            seconds, result = timed(lambda: figures.recompute(conn, as_of=AS_OF))
+            seconds, result = timed(lambda: recompute(conn, as_of=AS_OF))
             fulls.append(seconds)
             conn.rollback()  # ends recompute's SET LOCAL work_mem: the floor runs as configured
     months = sum(len(team["months"]) for team in result.values())

@@ -12,7 +12,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from ledger.metrics import percentile
+from ledger.sql_dialect import percentile
 from trackrecord.config import Settings, load_config
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/trackrecord_bench_{size}"

@@ -1,7 +1,8 @@
 """`trackrecord record TEAM --from YYYY-MM-DD --to YYYY-MM-DD [--json]`.
 
-The same record object as `GET /api/v1/teams/<team>/track-record` (ledger.records), printed as
-a table for people or as the API's JSON for scripts.
+The same record object as `GET /api/v1/teams/<team>/track-record` (ledger.record), printed as
+a table for people or as the API's JSON for scripts. The table opens with the record's
+`summary`, the words the API and the badge use too.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from datetime import date, datetime
 import click
 
 from cli.common import load_settings
-from ledger import records
+from ledger.reading import FIRST_YEAR, LAST_YEAR, supported
+from ledger.record import team_record
 from trackrecord.db import session_factory
 
 # (field, label, format) in the order a lead reads them: what was due, how it went, trust.
@@ -45,16 +47,16 @@ def _date(_ctx, param, value: str) -> date:
         day = datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param=param) from None
-    if not records.supported(day):
+    if not supported(day):
         raise click.BadParameter(
-            f"{value!r} is out of range (years {records.FIRST_YEAR} to {records.LAST_YEAR})",
-            param=param,
+            f"{value!r} is out of range (years {FIRST_YEAR} to {LAST_YEAR})", param=param
         )
     return day
 
 
 def render_table(rec: dict) -> str:
     lines = [f"Track record of {rec['team']}, {rec['from']} to {rec['to']} (as of {rec['as_of']})"]
+    lines += [f"  {rec['summary']}", ""]
     width = max(len(label) for _, label, _ in ROWS) + 2
     for field, label, fmt in ROWS:
         value = rec[field]
@@ -91,7 +93,5 @@ def record(team: str, period_from: date, period_to: date, as_json: bool) -> None
     if period_from > period_to:
         raise click.BadParameter("--from is after --to", param_hint="--from")
     with session_factory(settings.database_url)() as session:
-        rec = records.team_record(
-            session.connection(), model, period_from=period_from, period_to=period_to
-        )
+        rec = team_record(session.connection(), model, period_from=period_from, period_to=period_to)
     click.echo(json.dumps(rec, indent=2) if as_json else render_table(rec))

@@ -6,18 +6,53 @@ is delivered on time independently, with the probability the team's trust score 
 the chance is p ** k for k open items, and the trust score's 90% interval gives low ** k and
 high ** k. A scope with a late or missed item cannot finish on time any more: its chance is 0.
 Dropped and descoped items have left the scope and do not count.
+
+`team_milestones` reads the scope rows as every figure reads the ledger (ledger.reading: an
+overdue pending row is a miss, whether or not the scheduler has stored it) and the team's trust
+score from the settlement pass; `milestone_figures` is the arithmetic, pure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date, datetime, tzinfo
 
-from ledger.outcomes import DELIVERED, Outcome
-from ledger.trust import TrustScore
+from sqlalchemy import Connection, select
 
-_COUNTED = tuple(o.value for o in Outcome if o not in (Outcome.UNPROMISED, Outcome.LINKED))
+from ledger.outcomes import DELIVERED, PROMISED, Outcome, values
+from ledger.reading import C, I, promises, read_outcome
+from ledger.sql_figures import NOTHING_SETTLED, settlement_pass
+from ledger.trust import TrustScore, beta_reputation
+
+_COUNTED = values(PROMISED)
 _GONE = (Outcome.DROPPED.value, Outcome.DESCOPED.value)
+
+
+def team_milestones(
+    conn: Connection, *, team: str, now: datetime, tz: tzinfo, half_life_days: float
+) -> dict:
+    """`{"team", "as_of", "trust_score", "milestones"}`: the team's scopes as of `now`."""
+    settled = settlement_pass(
+        conn,
+        owner=C.c.team,
+        where=C.c.team == team,
+        as_of=now,
+        until=now,
+        half_life_days=half_life_days,
+    ).get(team, NOTHING_SETTLED)
+    trust = beta_reputation(settled.w_kept, settled.w_broken)
+    stmt = (
+        select(I.c.scope, C.c.promised_date, read_outcome(now), C.c.excluded)
+        .join(I, I.c.id == C.c.item_id)
+        .where(promises(C.c.team == team), I.c.scope.is_not(None))
+    )
+    rows = [(scope, day, outcome, bool(ex)) for scope, day, outcome, ex in conn.execute(stmt)]
+    return {
+        "team": team,
+        "as_of": now.astimezone(UTC).isoformat(),
+        "trust_score": trust.as_dict(),
+        "milestones": milestone_figures(rows, today=now.astimezone(tz).date(), trust=trust),
+    }
 
 
 def chance_on_time(open_items: int, broken: bool, trust: TrustScore) -> dict[str, float]:

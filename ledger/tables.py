@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ledger.outcomes import PROMISED, Outcome
 from trackrecord.models import Base, utcnow
 
 
@@ -121,11 +122,6 @@ class Commitment(Base):
     )
 
 
-# The outcomes of promises (ledger.outcomes.Outcome values); `unpromised` and `linked` rows are
-# deliveries without a promise.
-PROMISE_OUTCOMES = ("early", "on_time", "late", "missed", "dropped", "descoped", "pending")
-
-
 def settle_instant(
     *,
     outcome: str,
@@ -134,42 +130,39 @@ def settle_instant(
     settled_at: datetime | None,
     delivered_at: datetime | None,
 ) -> datetime | None:
-    """`commitments.settle_at`: the moment a promise is settled as the figures read it.
+    """`commitments.settle_at`: the moment a promise is settled as the figures read it, its
+    place in settlement order (the streaks) and the moment its trust evidence dates from. The
+    one home of this rule: ledger.store writes it with the row, and the figures read the column.
 
-    A settled promise: `settled_at`, else `delivered_at` (ledger.outcomes.Commitment.
-    settlement_time, the pure path's). A `late` one: its deadline (0005), the moment the
-    promise was broken, so a late delivery stands where the miss it was stood and delivering
-    late never moves a broken promise later than not delivering (a row with no deadline falls
-    back to the above); a `dropped` one dropped after its deadline likewise. An open
-    (`pending`) one: its deadline, the moment it becomes a miss if
-    still open then, so the value does not change with the clock (`settle_overdue` turning it
-    into a miss settled at the deadline keeps it, and so does a late delivery after it) and
-    "overdue at as_of" is `settle_at <= as_of`. None for rows that are not promises
-    (unpromised and linked wins). SETTLE_AT_SQL is the same in SQL.
+    A settled promise: `settled_at`, else `delivered_at`. A `late` one: its deadline (0005), the
+    moment the promise was broken, so a late delivery stands where the miss it was stood and
+    delivering late never moves a broken promise later than not delivering (a row with no
+    deadline falls back to the above); a `dropped` one dropped after its deadline likewise. An
+    open (`pending`) one: its deadline, the moment it becomes a miss if still open then, so the
+    value does not change with the clock (`settle_overdue` turning it into a miss settled at the
+    deadline keeps it, and so does a late delivery after it) and "overdue at as_of" is
+    `settle_at <= as_of` (ledger.reading.overdue). None for rows that are not promises
+    (unpromised and linked wins).
     """
-    if promised_date is None or outcome not in PROMISE_OUTCOMES:
+    if promised_date is None or outcome not in PROMISED:
         return None
-    if outcome == "pending" or (outcome == "late" and deadline is not None):
+    if outcome == Outcome.PENDING or (outcome == Outcome.LATE and deadline is not None):
         return deadline
     settled = settled_at if settled_at is not None else delivered_at
-    if outcome == "dropped" and deadline is not None and settled is not None and settled > deadline:
+    if (
+        outcome == Outcome.DROPPED
+        and deadline is not None
+        and settled is not None
+        and settled > deadline
+    ):
         # Dropped after its deadline: it was already broken at the deadline, like a late one.
         return deadline
     return settled
 
 
-SETTLE_AT_SQL = (
-    "CASE WHEN promised_date IS NULL OR outcome NOT IN "
-    "('early', 'on_time', 'late', 'missed', 'dropped', 'descoped', 'pending') THEN NULL "
-    "WHEN outcome = 'pending' THEN deadline "
-    "WHEN outcome = 'late' THEN coalesce(deadline, settled_at, delivered_at) "
-    "WHEN outcome = 'dropped' AND deadline < coalesce(settled_at, delivered_at) THEN deadline "
-    "ELSE coalesce(settled_at, delivered_at) END"
-)
-
-
-class PromiseChange(Base):
-    """Each promise, re-promise and withdrawal of an item, with its event time."""
+class PromiseChangeRow(Base):
+    """Each promise, re-promise and withdrawal of an item, with its event time: the stored
+    `ledger.rules.PromiseChange` values of the item's `promise_history`."""
 
     __tablename__ = "promise_changes"
     __table_args__ = (UniqueConstraint("item_id", "at", "seq", name="uq_promise_changes"),)

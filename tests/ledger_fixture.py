@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine, insert, update
 
 from ledger.tables import Commitment, Item, settle_instant
 
@@ -131,3 +131,30 @@ def insert_ledger(database_url: str, rows: list[dict] = LEDGER) -> None:
                 )
             )
     engine.dispose()
+
+
+def deliver_late(engine, key: str, when: datetime, slip: int) -> None:
+    """Item `key` delivered late at `when`, its row rewritten as ledger.store writes it."""
+    table = Commitment.__table__
+    with engine.begin() as conn:
+        found = conn.execute(
+            table.select().join(Item.__table__).where(Item.__table__.c.title == key)
+        ).one()
+        settle_at = settle_instant(
+            outcome="late",
+            promised_date=found.promised_date,
+            deadline=found.deadline,
+            settled_at=when,
+            delivered_at=when,
+        )
+        conn.execute(
+            update(table)
+            .where(table.c.item_id == found.item_id)
+            .values(
+                outcome="late",
+                settled_at=when,
+                delivered_at=when,
+                slip_days=slip,
+                settle_at=settle_at,
+            )
+        )

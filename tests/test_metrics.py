@@ -1,23 +1,30 @@
 """The track-record figures against a ledger computed by hand (the worked example of
-docs/metrics.md), plus the edge cases of each figure. No database, no Redis."""
+docs/metrics.md), plus the edge cases of each figure, on the row-by-row reference
+(tests/reference_figures.py) that the SQL path is held equal to; and the service's own pure
+pieces: the percentile method, the streak rule over settlement-order marks, the headline words.
+No database, no Redis."""
 
 import dataclasses
+import random
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from ledger.metrics import (
+from ledger.outcomes import Outcome
+from ledger.reading import month_starts
+from ledger.record import figures, headline
+from ledger.sql_dialect import percentile
+from ledger.sql_figures import streak_runs
+from tests.reference_figures import (
+    CommitmentValue,
     first_win_days,
-    month_starts,
     outcome_counts,
-    percentile,
     ratios,
     settlement_order,
     streaks,
     track_record,
 )
-from ledger.outcomes import Commitment, Outcome
 
 E, T, L = Outcome.EARLY, Outcome.ON_TIME, Outcome.LATE
 M, D, S, P = Outcome.MISSED, Outcome.DROPPED, Outcome.DESCOPED, Outcome.PENDING
@@ -33,7 +40,7 @@ def row(key, outcome, promised, *, made=None, settled=None, delivered=None, slip
     for a team in UTC."""
     promised_date = date(2024, *promised)
     kw.setdefault("deadline", datetime.combine(promised_date + timedelta(days=1), _MIDNIGHT))
-    return Commitment(
+    return CommitmentValue(
         key=key,
         team="core",
         promised_date=promised_date,
@@ -382,4 +389,50 @@ def test_month_starts_cross_the_year():
 
 def test_bad_period_is_rejected():
     with pytest.raises(ValueError):
-        track_record([], period_from=date(2024, 7, 1), period_to=date(2024, 6, 1), as_of=AS_OF)
+        figures(None, teams=["core"], period_from=date(2024, 7, 1), period_to=date(2024, 6, 1),
+                as_of=AS_OF)  # fmt: skip
+
+
+def test_streak_rule_over_marks_agrees_with_the_reference():
+    # The service reads settlement order as marks, '0' kept and '1' broken (descoped and
+    # pending rows are never in the sequence): the same runs as the reference's walk.
+    assert streak_runs("") == (0, 0)
+    assert streak_runs("0100") == (2, 2)
+    assert streak_runs("00100001") == (0, 4)
+    rng = random.Random(7)
+    for _ in range(200):
+        seq = rng.choices([E, T, L, M, D], k=rng.randrange(30))
+        marks = "".join("0" if o in (E, T) else "1" for o in seq)
+        assert streak_runs(marks) == streaks(seq), marks
+
+
+def _counted(due=0, kept=0, pending=0):
+    return {"commitments_due": due, "delivered_early": kept, "delivered_on_time": 0,
+            "pending": pending}  # fmt: skip
+
+
+TODAY = date(2024, 9, 20)
+
+
+@pytest.mark.parametrize(
+    ("counted", "next_due", "promised", "words", "short"),
+    [
+        (_counted(4, 3), None, True, "75% on time · 3 of 4 kept", "75%"),
+        (_counted(3, 2, pending=1), date(2024, 10, 15), True, "67% on time · 2 of 3 kept",
+         "67%"),
+        (_counted(pending=2), date(2024, 10, 15), True,
+         "nothing due yet · 2 promises are pending, first due 15 Oct", "next due 15 Oct"),
+        (_counted(pending=1), date(2025, 1, 3), True,
+         "nothing due yet · 1 promise is pending, first due 3 Jan 2025", "next due 3 Jan 2025"),
+        # An early delivery promised for a day still ahead, outside the period: not due yet.
+        (_counted(), date(2024, 10, 15), True, "nothing due yet · next due 15 Oct",
+         "next due 15 Oct"),
+        (_counted(), None, False, "no promises yet", "no promises yet"),
+        (_counted(), None, True, "nothing due in this period", "none due"),
+    ],
+)  # fmt: skip
+def test_headline_words(counted, next_due, promised, words, short):
+    found = headline(counted, next_due=next_due, promised=promised, today=TODAY)
+    assert (found.words, found.short) == (words, short)
+    assert found.rate == (counted["delivered_early"] / counted["commitments_due"]
+                          if counted["commitments_due"] else None)  # fmt: skip

@@ -1,5 +1,6 @@
 """Reading the ledger: a hand-made ledger in a real database (SQLite and PostgreSQL), its figures
-computed by hand, and the SQL aggregation path held equal to the pure `track_record` path."""
+computed by hand, and the service's SQL path (ledger.record) held equal to the row-by-row
+reference (tests/reference_figures.py) on both engines."""
 
 from __future__ import annotations
 
@@ -7,24 +8,14 @@ import random
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import (
-    Date,
-    DateTime,
-    and_,
-    bindparam,
-    create_engine,
-    literal,
-    select,
-    text,
-    true,
-    update,
-)
+from sqlalchemy import Date, DateTime, bindparam, create_engine, select, text, true, update
 
-from ledger import aggregates, figures, records, rollup
-from ledger.metrics import track_record
-from ledger.queries import C, load_history
+from ledger import record, sql_dialect
+from ledger.reading import C
+from ledger.sql_figures import settlement_pass
 from ledger.tables import Commitment, Item, settle_instant
-from tests.ledger_fixture import AS_OF, at, insert_ledger, row
+from tests.ledger_fixture import AS_OF, at, deliver_late, insert_ledger, row
+from tests.reference_figures import reference_record
 from trackrecord import migrate
 
 JUNE = {"period_from": date(2024, 6, 1), "period_to": date(2024, 6, 30)}
@@ -39,15 +30,22 @@ def engine(database_url):
 
 
 def pure_record(conn, *, as_of=AS_OF, teams=("platform",), client=None, **period):
-    owner = {"client": client} if client else {"teams": list(teams)}
-    history = load_history(conn, as_of=as_of, **owner)
-    return track_record(history, as_of=as_of, **(period or JUNE))
+    """The reference's figures (row by row)."""
+    return reference_record(conn, as_of=as_of, teams=teams, client=client, **(period or JUNE))
+
+
+def sql_record(conn, *, as_of=AS_OF, teams=("platform",), client=None, **period):
+    """The service's figures (ledger.record.figures, aggregated in SQL)."""
+    found, _ = record.figures(conn, as_of=as_of, teams=teams, client=client, **(period or JUNE))
+    return found
 
 
 def test_hand_made_ledger(engine):
     with engine.connect() as conn:
-        rec = records.record(conn, teams=["platform"], now=AS_OF, **JUNE)
+        rec = record.record(conn, teams=["platform"], now=AS_OF, **JUNE)
     assert rec["team"] == "platform" and rec["as_of"] == "2024-06-26T00:00:00+00:00"
+    assert rec["summary"] == "38% on time · 3 of 8 kept"
+    assert rec["next_due"] == "2024-06-28"  # C9, the next promise ahead on 06-26
     # June by promised date: C1..C11 of platform (W1, W2 are team web; C12 is July).
     # C11 is pending in the ledger but its deadline 06-13 has passed: a second miss.
     assert {k: rec[k] for k in ("delivered_early", "delivered_on_time", "delivered_late")} == {
@@ -83,11 +81,14 @@ def test_hand_made_ledger(engine):
 
 
 def test_overdue_pending_is_a_miss_settled_at_its_deadline(engine):
-    with engine.connect() as conn:
-        before = pure_record(conn, as_of=at(6, 12, 23))
-        after = pure_record(conn, as_of=at(6, 13))
-    assert (before["missed"], before["pending"]) == (1, 2)
-    assert (after["missed"], after["pending"]) == (2, 1)
+    """C11 (due 06-12) is pending in the ledger: a miss from its deadline, 06-13 00:00, on both
+    paths, with no scheduler run."""
+    for figures_of in (pure_record, sql_record):
+        with engine.connect() as conn:
+            before = figures_of(conn, as_of=at(6, 12, 23))
+            after = figures_of(conn, as_of=at(6, 13))
+        assert (before["missed"], before["pending"]) == (1, 2)
+        assert (after["missed"], after["pending"]) == (2, 1)
 
 
 def test_excluded_rows_are_left_out_of_every_figure(engine, database_url):
@@ -98,40 +99,14 @@ def test_excluded_rows_are_left_out_of_every_figure(engine, database_url):
             .values(excluded=True)
         )
     with engine.connect() as conn:
-        rec = records.record(conn, teams=["platform"], now=AS_OF, **JUNE)
+        rec = record.record(conn, teams=["platform"], now=AS_OF, **JUNE)
     assert rec["excluded"] == 11 and rec["commitments_due"] == 0
     assert rec["on_time_rate"] is None and rec["slip_days_median"] is None
     assert (rec["streak_current"], rec["streak_longest"], rec["small_wins"]) == (0, 0, 0)
     assert rec["unpromised_deliveries"] == 0 and rec["first_win_days"] is None
     assert rec["first_response_hours_median"] is None  # every item's row is excluded
     assert rec["trust_score"]["estimate"] == 0.5  # back to the prior
-
-
-def _deliver_late(engine, key: str, when: datetime, slip: int) -> None:
-    """Item `key` delivered late at `when`, its row rewritten as ledger.store writes it."""
-    table = Commitment.__table__
-    with engine.begin() as conn:
-        found = conn.execute(
-            table.select().join(Item.__table__).where(Item.__table__.c.title == key)
-        ).one()
-        settle_at = settle_instant(
-            outcome="late",
-            promised_date=found.promised_date,
-            deadline=found.deadline,
-            settled_at=when,
-            delivered_at=when,
-        )
-        conn.execute(
-            update(table)
-            .where(table.c.item_id == found.item_id)
-            .values(
-                outcome="late",
-                settled_at=when,
-                delivered_at=when,
-                slip_days=slip,
-                settle_at=settle_at,
-            )
-        )
+    assert rec["summary"] == "no promises yet" and rec["next_due"] is None
 
 
 def _settled_figures(rec: dict) -> tuple:
@@ -156,17 +131,14 @@ def test_delivering_late_does_not_end_a_streak_never_delivering_left(database_ur
     found = []
     for step in ("open", "late"):
         if step == "late":
-            _deliver_late(engine, "A", at(6, 20), slip=19)
+            deliver_late(engine, "A", at(6, 20), slip=19)
         with engine.connect() as conn:
             pure = pure_record(conn, as_of=at(6, 25))
-            sql = figures.record_sql(conn, as_of=at(6, 25), team="platform", **JUNE)
-            full = figures.recompute(conn, as_of=at(6, 25))["platform"]
+            sql = sql_record(conn, as_of=at(6, 25))
         assert (sql["missed"], sql["delivered_late"]) == ((1, 0) if step == "open" else (0, 1))
         assert (pure["streak_current"], pure["streak_longest"]) == (2, 2), step
         assert (sql["streak_current"], sql["streak_longest"]) == (2, 2), step
-        assert (full["streak_current"], full["streak_longest"]) == (2, 2), step
         assert sql["trust_score"] == pytest.approx(pure["trust_score"], rel=1e-9), step
-        assert full["trust_score"] == pytest.approx(pure["trust_score"], rel=1e-9), step
         found.append(sql)
     # The trust evidence dates from the deadline, open or delivered late: the same score.
     assert _settled_figures(found[1]) == pytest.approx(_settled_figures(found[0]), rel=1e-9)
@@ -187,11 +159,11 @@ def test_a_late_delivery_after_the_period_leaves_its_record_alone(database_url):
     may = {"period_from": date(2024, 5, 1), "period_to": date(2024, 5, 31)}
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        then = records.record(conn, teams=["platform"], now=at(6, 5), **may)
+        then = record.record(conn, teams=["platform"], now=at(6, 5), **may)
         then_pure = pure_record(conn, as_of=at(6, 1), **may)
-    _deliver_late(engine, "A", at(6, 10), slip=21)
+    deliver_late(engine, "A", at(6, 10), slip=21)
     with engine.connect() as conn:
-        now = records.record(conn, teams=["platform"], now=at(6, 15), **may)
+        now = record.record(conn, teams=["platform"], now=at(6, 15), **may)
         now_pure = pure_record(conn, as_of=at(6, 1), **may)
     engine.dispose()
     assert then["as_of"] == now["as_of"] == "2024-06-01T00:00:00+00:00"
@@ -215,115 +187,17 @@ PERIODS = [
 @pytest.mark.parametrize("period", PERIODS, ids=["june", "apr-jul", "one-day", "empty"])
 @pytest.mark.parametrize("owner", ["platform", "web", "client"])
 def test_sql_path_agrees_with_pure_path(engine, period, owner):
-    kwargs = {"client": "acme"} if owner == "client" else {"teams": [owner]}
+    kwargs = {"client": "acme", "teams": ["platform", "web"]} if owner == "client" else {}
+    kwargs = kwargs or {"teams": [owner]}
     with engine.connect() as conn:
         pure = pure_record(conn, **kwargs, **period)
-        sql = figures.record_sql(
-            conn,
-            as_of=AS_OF,
-            team=None if owner == "client" else owner,
-            client="acme" if owner == "client" else None,
-            **period,
-        )
+        sql = sql_record(conn, **kwargs, **period)
     assert sql.keys() == pure.keys()
     for key, value in pure.items():
         if key == "trust_score":
             assert sql[key] == pytest.approx(value, rel=1e-9), key
         else:
             assert sql[key] == (pytest.approx(value) if isinstance(value, float) else value), key
-
-
-def test_sql_percentile_is_linear_interpolation(database_url):
-    late = [
-        row(f"S{n}", "late", (3, 1), made=at(2, 1), delivered=at(3, 1 + n), slip=n)
-        for n in range(10, 0, -1)
-    ]
-    insert_ledger(database_url, late)
-    with create_engine(database_url).connect() as conn:
-        march = figures.recompute(conn, as_of=at(6, 1))["platform"]["months"]["2024-03"]
-    # 1..10: median 5.5, p90 at position 8.1 -> 9.1 (nearest rank would say 9).
-    assert (march["slip_days_median"], march["slip_days_p90"]) == (5.5, pytest.approx(9.1))
-
-
-def test_recompute_every_team(engine):
-    with engine.connect() as conn:
-        everything = figures.recompute(conn, as_of=AS_OF)
-        june_record = pure_record(conn)
-    platform = everything["platform"]
-    assert set(everything) == {"platform", "web"}
-    june = platform["months"]["2024-06"]
-    for key in ("commitments_due", "missed", "pending", "excluded", "small_wins"):
-        assert june[key] == june_record[key], key
-    assert june["slip_days_p90"] == pytest.approx(5.7)
-    # Streaks and trust run over the history up to as_of, as the record's do.
-    assert (platform["streak_current"], platform["streak_longest"]) == (2, 2)
-    assert platform["trust_score"] == pytest.approx(june_record["trust_score"])
-    assert everything["web"]["streak_current"] == 0  # W2 kept 06-02, then W1 missed 06-11
-
-
-def test_rollup_after_deliveries_equals_a_fresh_recompute(engine):
-    table = Commitment.__table__
-    with engine.connect() as conn:
-        state = rollup.build(conn, team="platform", as_of=at(6, 26))
-        c12 = conn.execute(
-            table.select().join(Item.__table__).where(Item.__table__.c.title == "C12")
-        ).one()
-    events = [(c12.item_id, "early", at(6, 27, 10))]
-    for item_id, outcome, when in events:
-        with engine.begin() as conn:
-            conn.execute(
-                update(table)
-                .where(table.c.item_id == item_id)
-                # As ledger.store writes a delivered row: settle_at is its settlement.
-                .values(outcome=outcome, settled_at=when, delivered_at=when, settle_at=when)
-            )
-        with engine.connect() as conn:
-            state = rollup.apply_delivery(
-                conn, state, item_id=item_id, previous_outcome="pending", as_of=when
-            )
-    with engine.connect() as conn:
-        fresh = rollup.build(conn, team="platform", as_of=at(6, 27, 10))
-    assert state.fallbacks == 0
-    assert state.figures["streak_current"] == 3
-    assert state.figures["months"] == fresh.figures["months"]
-    assert state.figures["trust_score"] == pytest.approx(fresh.figures["trust_score"])
-    assert state.last_settled == fresh.last_settled
-    # A settlement not after the last one counted cannot be rolled: the team is recomputed.
-    with engine.connect() as conn:
-        late = rollup.apply_delivery(
-            conn, state, item_id=c12.item_id, previous_outcome="pending", as_of=at(6, 28)
-        )
-    assert late.fallbacks == 1
-
-
-def test_rollup_of_a_late_delivery_recomputes_and_equals_a_fresh_one(engine):
-    """C11, overdue since 06-13 (already a broken promise at its deadline), delivered late:
-    it settles at that deadline, before the last settlement counted, so the team is
-    recomputed rather than the broken promise counted twice."""
-    with engine.connect() as conn:
-        state = rollup.build(conn, team="platform", as_of=at(6, 26))
-        c11 = conn.execute(
-            Commitment.__table__.select()
-            .join(Item.__table__)
-            .where(Item.__table__.c.title == "C11")
-        ).one()
-    _deliver_late(engine, "C11", at(6, 27), slip=15)
-    with engine.connect() as conn:
-        state = rollup.apply_delivery(
-            conn, state, item_id=c11.item_id, previous_outcome="pending", as_of=at(6, 27)
-        )
-        fresh = rollup.build(conn, team="platform", as_of=at(6, 27))
-    assert state.fallbacks == 1
-    assert state.figures == fresh.figures
-    assert state.last_settled == fresh.last_settled
-
-
-def test_recompute_as_of_ignores_later_settlements(engine):
-    with engine.connect() as conn:
-        early = figures.recompute(conn, as_of=datetime(2024, 5, 1, tzinfo=UTC))["platform"]
-    assert (early["streak_current"], early["streak_longest"]) == (1, 1)  # H1 only
-    assert early["first_win_days"] == pytest.approx(10.0)
-    assert early["trust_score"]["estimate"] > 0.5
 
 
 def _random_ledger(seed: int, n: int = 300) -> list[dict]:
@@ -364,7 +238,7 @@ def test_sql_path_agrees_with_pure_path_on_random_ledgers(database_url, seed):
     with create_engine(database_url).connect() as conn:
         for period in RANDOM_PERIODS:
             pure = pure_record(conn, as_of=as_of, **period)
-            sql = figures.record_sql(conn, as_of=as_of, team="platform", **period)
+            sql = sql_record(conn, as_of=as_of, **period)
             for key, value in pure.items():
                 if key == "trust_score":
                     assert sql[key] == pytest.approx(value, rel=1e-9), (period, key)
@@ -373,41 +247,45 @@ def test_sql_path_agrees_with_pure_path_on_random_ledgers(database_url, seed):
                     assert sql[key] == expected, (period, key)
 
 
-def test_settlement_pass_window_fallback_agrees(database_url):
-    """The window-function streaks (SQLite's fallback when rows do not come in index order, and
-    the path of a client's rows there) give the same runs as the main path of each engine."""
+def test_sqlite_walk_through_an_ordered_select_agrees(database_url):
+    """The settlement pass of a client (whose rows have no settlement-order index, so SQLite
+    walks an ordered SELECT) equals its team's, which SQLite aggregates in index order."""
     insert_ledger(database_url, _random_ledger(3))
-    as_of, until = datetime(2024, 6, 15, tzinfo=UTC), datetime(2024, 5, 1, tzinfo=UTC)
+    as_of = datetime(2024, 6, 15, tzinfo=UTC)
     with create_engine(database_url).connect() as conn:
-        for end in (as_of, until):
-            main = aggregates.settlement_pass(
-                conn, owner=C.c.team, where=true(), as_of=as_of, until=end, half_life_days=90
-            )
-            seq, broken = aggregates._sequence(C.c.team, true(), as_of=as_of, until=end)
-            window = aggregates._window_streaks(
-                conn, C.c.team, and_(seq, C.c.settle_at <= literal(end, DateTime(True))), broken
-            )
-            assert {name: (s.current, s.longest) for name, s in main.items()} == window
+        for until in (as_of, datetime(2024, 5, 1, tzinfo=UTC)):
+            common = {"where": true(), "as_of": as_of, "until": until, "half_life_days": 90}
+            by_team = settlement_pass(conn, owner=C.c.team, **common)["platform"]
+            by_client = settlement_pass(conn, owner=C.c.client, **common)["acme"]
+            assert (by_client.current, by_client.longest) == (by_team.current, by_team.longest)
+            assert by_client.w_kept == pytest.approx(by_team.w_kept, rel=1e-12)
+            assert by_client.w_broken == pytest.approx(by_team.w_broken, rel=1e-12)
 
 
-def test_sqlite_streak_aggregate_refuses_rows_out_of_order():
-    walk = aggregates._Streak()
-    walk.step(0, 1, "2024-01-02 00:00:00.000000", 5, 0.5)
-    walk.step(0, 1, "2024-01-02 00:00:00.000000", 7, 0.5)  # a tie: item id decides
-    assert walk.ordered
-    walk.step(1, 1, "2024-01-01 00:00:00.000000", 9, 0.5)
+def test_sqlite_settlement_walk_refuses_rows_out_of_order():
+    walk = sql_dialect.SettlementWalk()
+    walk.step(1, 1, "2024-01-02 00:00:00.000000", 5, 0.5)
+    walk.step(1, 1, "2024-01-02 00:00:00.000000", 7, 0.5)  # a tie: item id decides
+    assert walk.ordered and walk.finalize() == "1.0 0.0 00"
+    walk.step(0, 1, "2024-01-01 00:00:00.000000", 9, 0.5)
     assert walk.finalize() is None
 
 
-def test_sqlite_out_of_order_falls_back_to_the_window_statement(tmp_path, monkeypatch):
+def test_sqlite_rows_out_of_order_fall_back_to_an_ordered_select(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     migrate.upgrade(url)
     insert_ledger(url, _random_ledger(4))
     as_of = datetime(2024, 6, 15, tzinfo=UTC)
+
+    class Unordered(sql_dialect.SettlementWalk):
+        def finalize(self):
+            return None  # as if SQLite had handed the rows over out of order
+
     with create_engine(url).connect() as conn:
-        found = figures.record_sql(conn, as_of=as_of, team="platform", **RANDOM_PERIODS[1])
-        monkeypatch.setattr(aggregates._Streak, "finalize", lambda self: None)
-        fallback = figures.record_sql(conn, as_of=as_of, team="platform", **RANDOM_PERIODS[1])
+        found = sql_record(conn, as_of=as_of, **RANDOM_PERIODS[1])
+        monkeypatch.setattr(sql_dialect, "SettlementWalk", Unordered)
+        fallback = sql_record(conn, as_of=as_of, **RANDOM_PERIODS[1])
+        assert conn.execute(text("SELECT tr_settlement(1, 1, 'x', 1, 1.0)")).scalar() is None
     assert fallback == found
 
 

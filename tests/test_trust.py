@@ -3,21 +3,30 @@
 Beta(a, 1) has CDF x ** a, so its q-quantile is q ** (1 / a); Beta(1, b) has CDF
 1 - (1 - x) ** b, so its q-quantile is 1 - (1 - q) ** (1 / b); Beta(a, 2) has CDF
 (a + 1) x ** a - a x ** (a + 1). These let the tests check scipy's quantiles without scipy.
+
+`beta_reputation` is the service's; the weighting is summed in SQL (tests/test_queries.py holds
+it equal to the row-by-row reference used here, tests/reference_figures.py).
 """
 
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from ledger.outcomes import Commitment, Outcome
-from ledger.trust import beta_reputation, recency_weight, trust_score, weighted_evidence
+from ledger.outcomes import Outcome
+from ledger.trust import beta_reputation
+from tests.reference_figures import (
+    CommitmentValue,
+    recency_weight,
+    trust_score,
+    weighted_evidence,
+)
 
 AS_OF = datetime(2024, 6, 30, tzinfo=UTC)
 
 
 def settled(outcome: Outcome, days_ago: float, *, key: str = "", excluded: bool = False):
     when = AS_OF - timedelta(days=days_ago)
-    return Commitment(
+    return CommitmentValue(
         key=key or f"{outcome}-{days_ago}",
         team="core",
         promised_date=date(2024, 1, 1),
@@ -30,7 +39,7 @@ def settled(outcome: Outcome, days_ago: float, *, key: str = "", excluded: bool 
     )
 
 
-def kept_today(n: int) -> list[Commitment]:
+def kept_today(n: int) -> list[CommitmentValue]:
     return [settled(Outcome.ON_TIME, 0, key=f"k{i}") for i in range(n)]
 
 

@@ -1,31 +1,36 @@
-"""A team's figures kept current one delivery at a time, instead of recomputed whole.
+"""A team's figures kept current one delivery at a time, instead of recomputed whole: what
+bench_incremental.py measures against a recompute of the team. The service does not keep
+rollups (each request computes its record, fast enough at a million rows: docs/benchmarks.md);
+this is the design ready for a worker to keep when requests outgrow that.
 
 A delivery changes one commitment: its month's counts and percentiles, the trust evidence and
 the streak. So the update re-aggregates that one month (an index range of a few hundred rows),
 rolls the trust evidence forward with the forgetting factor itself (evidence at a later moment
 is the earlier evidence times 0.5 ** (elapsed / half_life), plus the new settlement's weight:
 Jøsang and Ismail's recursive form), and extends or ends the streak. Anything that breaks those
-shortcuts falls back to the team's full recompute (`ledger.figures.recompute`):
+shortcuts falls back to the team's full recompute (`bench.recompute.recompute`):
 - the delivery settles before the last settlement already counted (out of order; a late
   delivery settles at its deadline, so usually it does);
 - the row was already settled (a reopened item delivered again changes old evidence);
 - a pending deadline passed since the last update (a miss the clock made, not an event);
 - the team's first kept promise (its time to first win changes).
 The figures stay derived: `build` recomputes from the ledger, and a test holds an updated
-rollup equal to a fresh one.
+rollup equal to a fresh one (tests/test_bench_rollup.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, or_, select
 
-from ledger import aggregates, figures
+from bench.recompute import month_figures, month_rows, recompute
+from ledger.codec import utc
 from ledger.outcomes import KEPT, SETTLED, Outcome
-from ledger.queries import C, utc
-from ledger.trust import DEFAULT_HALF_LIFE_DAYS, beta_reputation, recency_weight
+from ledger.reading import C, at, month_end, outcome_in, overdue, promised_in
+from ledger.sql_dialect import dialect_of
+from ledger.trust import DEFAULT_HALF_LIFE_DAYS, beta_reputation
 
 _DAY = timedelta(days=1)
 
@@ -35,15 +40,35 @@ class TeamRollup:
     team: str
     as_of: datetime
     half_life_days: float
-    figures: dict  # one team's entry of figures.recompute
+    figures: dict  # one team's entry of recompute
     last_settled: tuple[datetime, int] | None  # (settlement time, item id), last in order
     fallbacks: int = 0  # how many updates had to recompute the team (for the benchmark)
 
 
+def _decay(days: float, half_life_days: float) -> float:
+    return 0.5 ** (max(days, 0.0) / half_life_days)
+
+
+def last_settlement(conn, *, team: str, as_of: datetime):
+    """(settle_at, item_id) of the team's last non-excluded kept or broken row settled by
+    `as_of`, or None: one step down ix_commitments_team_settle."""
+    return conn.execute(
+        select(C.c.settle_at, C.c.item_id)
+        .where(
+            C.c.team == team,
+            C.c.excluded == false(),
+            C.c.settle_at <= at(as_of),
+            or_(outcome_in(SETTLED), overdue(as_of)),
+        )
+        .order_by(C.c.settle_at.desc(), C.c.item_id.desc())
+        .limit(1)
+    ).first()
+
+
 def build(conn, *, team: str, as_of: datetime, half_life_days=DEFAULT_HALF_LIFE_DAYS):
     """The team's rollup from the ledger: its full recompute and its last settlement."""
-    found = figures.recompute(conn, as_of=as_of, teams=[team], half_life_days=half_life_days)
-    last = aggregates.last_settlement(conn, team=team, as_of=as_of)
+    found = recompute(conn, as_of=as_of, teams=[team], half_life_days=half_life_days)
+    last = last_settlement(conn, team=team, as_of=as_of)
     return TeamRollup(
         team=team,
         as_of=utc(as_of),
@@ -70,20 +95,18 @@ def apply_delivery(conn, rollup: TeamRollup, *, item_id: int, previous_outcome: 
         return replace(fresh, fallbacks=rollup.fallbacks + 1)
     figs = dict(rollup.figures)
     if row.promised_date is not None:
-        month, start, end = _month_of(row.promised_date)
-        rows = aggregates.bucket_aggregates(
+        day = row.promised_date
+        rows = month_rows(
             conn,
-            owner=C.c.team,
-            where=(C.c.team == rollup.team) & C.c.promised_date.between(start, end),
-            bucket=aggregates.dialect_of(conn).month(C.c.promised_date),
+            where=(C.c.team == rollup.team) & promised_in(day.replace(day=1), month_end(day)),
+            bucket=dialect_of(conn).month(C.c.promised_date),
             as_of=as_of,
             until=as_of,
-            lead_time=False,
         )
-        figs["months"] = {**figs["months"], month: figures.month_figures(rows[0])}
+        figs["months"] = {**figs["months"], f"{day:%Y-%m}": month_figures(rows[0])}
     if outcome in SETTLED and not row.excluded:
-        decay = recency_weight((as_of - rollup.as_of) / _DAY, rollup.half_life_days)
-        weight = recency_weight((as_of - settled) / _DAY, rollup.half_life_days)
+        decay = _decay((as_of - rollup.as_of) / _DAY, rollup.half_life_days)
+        weight = _decay((as_of - settled) / _DAY, rollup.half_life_days)
         kept = figs["evidence"]["kept"] * decay + (weight if outcome in KEPT else 0.0)
         broken = figs["evidence"]["broken"] * decay + (0.0 if outcome in KEPT else weight)
         current = figs["streak_current"] + 1 if outcome in KEPT else 0
@@ -116,12 +139,6 @@ def _can_roll(conn, rollup, outcome, previous_outcome, settled, item_id, as_of) 
         )
     ).scalar_one()
     return crossed == 0
-
-
-def _month_of(day: date) -> tuple[str, date, date]:
-    start = day.replace(day=1)
-    end = date(day.year + day.month // 12, day.month % 12 + 1, 1) - _DAY
-    return f"{day:%Y-%m}", start, end
 
 
 def _empty() -> dict:
