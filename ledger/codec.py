@@ -39,6 +39,8 @@ def encode(event: DomainEvent) -> dict[str, Any]:
         "item_type": event.item_type,
         "scope": event.scope,
         "snapshot": event.snapshot,
+        "due_at": event.due_at.isoformat() if event.due_at else None,
+        "at_close": event.at_close,
     }
 
 
@@ -61,4 +63,7 @@ def decode(data: dict[str, Any]) -> DomainEvent:
         item_type=data.get("item_type"),
         scope=data.get("scope"),
         snapshot=bool(data.get("snapshot", True)),
+        # Absent from events stored before it existed; their ids are recomputed from content.
+        due_at=datetime.fromisoformat(data["due_at"]) if data.get("due_at") else None,
+        at_close=bool(data.get("at_close", False)),
     )

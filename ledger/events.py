@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import astuple, dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
 
 
@@ -19,6 +19,10 @@ class EventKind(StrEnum):
     # One kind for first promise and re-promise: whether a date is a re-promise depends on what
     # came before it in event time, which only the fold knows once events are sorted.
     PROMISE_SET = "promise_set"
+    # Seen in a milestone (fix version, sprint) that has no date yet. Read from a payload's
+    # current state, not from a change: it records the scope, so a date set on it later applies,
+    # and withdraws nothing (docs/ledger.md, "Evidence from the current state").
+    PLANNED = "planned"
     DESCOPED = "descoped"
     DELIVERED = "delivered"
     DROPPED = "dropped"
@@ -36,6 +40,7 @@ RANK: dict[EventKind, int] = {
     EventKind.OPENED: 0,
     EventKind.UPDATED: 1,
     EventKind.PROMISE_SET: 2,
+    EventKind.PLANNED: 2,
     EventKind.MILESTONE_DUE_CHANGED: 2,
     EventKind.DESCOPED: 3,
     EventKind.DELIVERED: 4,
@@ -69,6 +74,14 @@ class DomainEvent:
     item_type: str | None = None  # "issue" | "pull_request" | "jira"
     scope: str | None = None  # milestone / fix version / sprint key the promise came from
     snapshot: bool = True
+    # The instant a promise ends, when the platform gives one (a Jira sprint's endDate). Its
+    # calendar day depends on the team's timezone, which a site-wide sprint event cannot know:
+    # the fold takes it (`promised_date` then holds the UTC day, for readers without a team).
+    due_at: datetime | None = None
+    # A promise shown by the payload that reports the item's close: it stood at that close, so
+    # it counts for the close in force even if that came a moment before (GitHub closes an
+    # issue a second after the merge that delivered it).
+    at_close: bool = False
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -77,6 +90,16 @@ class DomainEvent:
         # object a connector used; fractions go because ties within a second are broken by
         # rank, and GitHub only has whole seconds anyway.
         object.__setattr__(self, "at", self.at.astimezone(UTC).replace(microsecond=0))
+        if self.due_at is not None:
+            if self.due_at.tzinfo is None:
+                raise ValueError(f"due_at must be tz-aware: {self.due_at!r}")
+            object.__setattr__(self, "due_at", self.due_at.astimezone(UTC))
+
+    def promised_day(self, team_tz: tzinfo) -> date | None:
+        """The promised calendar day for a team: a due instant's day in its timezone."""
+        if self.due_at is not None:
+            return self.due_at.astimezone(team_tz).date()
+        return self.promised_date
 
     @property
     def rank(self) -> int:
@@ -121,3 +144,26 @@ def linked_deliveries(event: DomainEvent) -> list[DomainEvent]:
         )
         for target in event.links
     ]
+
+
+# Which action events make an evidence event redundant: the same kind (a dated or undated
+# promise both cover an undated sighting) at the same instant for the same scope.
+_COVERED_BY: dict[EventKind, frozenset[EventKind]] = {
+    EventKind.PLANNED: frozenset({EventKind.PLANNED, EventKind.PROMISE_SET}),
+}
+
+
+def with_evidence(actions: list[DomainEvent], evidence: list[DomainEvent]) -> list[DomainEvent]:
+    """The action's own events, then what the payload's current state adds to them.
+
+    Evidence is what every payload shows about its item whatever the action (opened at
+    created_at, the promise it is in, its close): a lost delivery then costs a timestamp, not a
+    promise. An evidence event the action already states (same kind, instant and scope) is left
+    out, and duplicates collapse, so a delivery yields few events.
+    """
+    out = {e.event_id: e for e in actions}
+    for fact in evidence:
+        kinds = _COVERED_BY.get(fact.kind, frozenset({fact.kind}))
+        if not any(a.kind in kinds and a.at == fact.at and a.scope == fact.scope for a in actions):
+            out.setdefault(fact.event_id, fact)
+    return list(out.values())

@@ -8,7 +8,7 @@ docs/ledger.md for every rule and the reason behind it.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -75,25 +75,22 @@ def fold(events: Iterable[DomainEvent], team_tz: ZoneInfo) -> ItemState:
     state = ItemState(item_key=first.item_key, source=first.source, team_tz=team_tz.key)
     state.events = unique
     for event in sorted(unique.values(), key=lambda e: e.sort_key):
+        if event.due_at is not None:
+            # A sprint ends at an instant; the day it ends is the team's, and only the fold knows
+            # the team. Item and sprint events alike carry the instant, so both give one day.
+            event = replace(event, promised_date=event.promised_day(team_tz))
         _step(state, event)
     if state.closed_at is not None:
         state.closed_on = state.closed_at.astimezone(team_tz).date()
     return state
 
 
-def apply(state: ItemState | None, event: DomainEvent, *, team_tz: ZoneInfo) -> ItemState:
-    if state is None:
-        return fold([event], team_tz)
-    if event.event_id in state.events and state.team_tz == team_tz.key:
-        return state
-    return fold([*state.events.values(), event], team_tz)
-
-
 def _step(s: ItemState, e: DomainEvent) -> None:
+    # What kind of item it is never changes, so any event that says so will do.
+    s.item_type = e.item_type or s.item_type
     if e.snapshot and e.kind is not EventKind.MILESTONE_DUE_CHANGED:
         # Every webhook carries the whole item, so the latest one in event time is the truth.
         s.title = e.title or s.title
-        s.item_type = e.item_type or s.item_type
         s.size = e.size
         s.story_points = e.story_points
     if e.links:
@@ -107,9 +104,15 @@ def _opened(s: ItemState, e: DomainEvent) -> None:
 
 
 def _promise(s: ItemState, e: DomainEvent) -> None:
-    # A closed item cannot take on a promise: a milestone added after the close is filing.
+    at = e.at
     if s.status != OPEN:
-        return
+        # A closed item cannot take on a promise: a milestone added after the close is filing.
+        # The promise its closing payload shows is no filing: it stood at that close. When the
+        # item was closed a moment before (a linked merge: the first close wins), it counts for
+        # the close in force, dated there.
+        if not (e.at_close and e.promised_date is not None):
+            return
+        at = min(e.at, s.closed_at) if s.closed_at else e.at
     if e.promised_date is None:
         # Moved into a milestone (fix version, sprint) without a date: whatever it was in before
         # no longer holds, but the item is in this one now, so a date set on it later
@@ -118,10 +121,18 @@ def _promise(s: ItemState, e: DomainEvent) -> None:
         s.scope = e.scope
         return
     if s.first_promised is None:
-        s.first_promised, s.promised_at = e.promised_date, e.at
+        s.first_promised, s.promised_at = e.promised_date, at
     if e.promised_date != s.promise:
-        s.promise_history += (PromiseChange(e.at, e.promised_date, e.scope),)
+        s.promise_history += (PromiseChange(at, e.promised_date, e.scope),)
     s.promise, s.scope, s.descoped_at = e.promised_date, e.scope, None
+
+
+def _planned(s: ItemState, e: DomainEvent) -> None:
+    # Seen in an undated milestone (sprint, version): remember where it is, so that the date set
+    # on it later applies, but withdraw nothing. A payload may show the item in an undated
+    # container while a promise stands (a lost move); evidence is positive only.
+    if s.status == OPEN and s.promise is None:
+        s.scope = e.scope
 
 
 def _descoped(s: ItemState, e: DomainEvent) -> None:
@@ -176,6 +187,7 @@ _STEPS: dict[EventKind, Callable[[ItemState, DomainEvent], None]] = {
     EventKind.OPENED: _opened,
     EventKind.UPDATED: lambda s, e: None,
     EventKind.PROMISE_SET: _promise,
+    EventKind.PLANNED: _planned,
     EventKind.MILESTONE_DUE_CHANGED: _milestone_due,
     EventKind.DESCOPED: _descoped,
     EventKind.DELIVERED: _close(DELIVERED),

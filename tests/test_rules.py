@@ -3,6 +3,7 @@
 import copy
 import json
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ import pytest
 from connectors.github import normalize as github
 from connectors.jira import normalize as jira
 from ledger.events import DomainEvent, EventKind, linked_deliveries
-from ledger.rules import Outcome, apply, first_response, fold, settle
+from ledger.rules import ItemState, Outcome, first_response, fold, settle
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UTC_TZ = ZoneInfo("UTC")
@@ -38,6 +39,13 @@ def outcome(*events: DomainEvent, tz: ZoneInfo = UTC_TZ) -> Outcome:
     return settle(fold(events, tz), NOW, tz).outcome
 
 
+def apply(state: ItemState | None, event: DomainEvent, *, team_tz: ZoneInfo) -> ItemState:
+    """One more event on a folded state: the fold of everything seen so far, re-sorted."""
+    if state is None:
+        return fold([event], team_tz)
+    return fold([*state.events.values(), event], team_tz)
+
+
 def github_stream() -> list[DomainEvent]:
     """Hello-World#1: opened in v1.0, goalposts moved, closed, reopened, closed again."""
     opened = load("github/issues.opened")
@@ -49,6 +57,8 @@ def github_stream() -> list[DomainEvent]:
     closed["issue"]["closed_at"] = "2019-05-22T10:00:00Z"
     reopened = load("github/issues.reopened")
     reopened["issue"]["updated_at"] = "2019-05-22T12:00:00Z"
+    # The payload shows the milestone as it is then: moved to the 30th on the 20th.
+    reopened["issue"]["milestone"]["due_on"] = "2019-05-30T07:00:00Z"
     closed_again = copy.deepcopy(closed)
     closed_again["issue"]["closed_at"] = "2019-05-26T10:00:00Z"
     comment = copy.deepcopy(opened)
@@ -215,3 +225,68 @@ def test_fold_refuses_events_of_two_items():
             ],
             UTC_TZ,
         )
+
+
+def test_an_undated_sighting_records_the_scope_and_withdraws_nothing():
+    planned = ev(EventKind.PLANNED, "2019-05-16T10:00:00Z", scope="m2")
+    kept = fold([promise("2019-05-15T10:00:00Z", "2019-05-23"), planned], UTC_TZ)
+    assert (kept.promise, kept.scope, kept.descoped_at) == (date(2019, 5, 23), "m1", None)
+    dated = ev(
+        EventKind.MILESTONE_DUE_CHANGED,
+        "2019-05-17T10:00:00Z",
+        promised_date=date(2019, 5, 30),
+        scope="m2",
+    )
+    later = fold([planned, dated], UTC_TZ)
+    assert (later.promise, later.promised_at) == (date(2019, 5, 30), dated.at)
+    closed = fold([ev(EventKind.DELIVERED, "2019-05-15T10:00:00Z"), planned, dated], UTC_TZ)
+    assert (closed.scope, closed.first_promised) == (None, None)
+
+
+def test_a_due_instant_is_judged_on_the_team_s_calendar_day():
+    end = datetime(2019, 5, 23, 23, 30, tzinfo=UTC)  # 24 May in Berlin
+    sprint = ev(
+        EventKind.PROMISE_SET,
+        "2019-05-15T10:00:00Z",
+        promised_date=end.date(),
+        due_at=end,
+        scope="jira:sprint/1",
+    )
+    done = ev(EventKind.DELIVERED, "2019-05-24T10:00:00Z")
+    assert fold([sprint], BERLIN).promise == date(2019, 5, 24)
+    assert outcome(sprint, done, tz=BERLIN) is Outcome.ON_TIME
+    assert outcome(sprint, done) is Outcome.LATE
+
+
+def test_events_survive_the_codec_with_their_ids():
+    from ledger.codec import decode, encode
+
+    end = datetime(2019, 5, 23, 23, 30, tzinfo=UTC)
+    for event in [
+        *github_stream(),
+        *jira_stream(),
+        ev(EventKind.PLANNED, "2019-05-16T10:00:00Z", scope="m2"),
+        ev(EventKind.PROMISE_SET, "2019-05-15T10:00:00Z", promised_date=end.date(), due_at=end),
+    ]:
+        assert decode(encode(event)) == event
+        assert decode(encode(event)).event_id == event.event_id
+
+
+def test_the_promise_a_close_shows_counts_for_a_linked_merge_a_moment_before():
+    # PR #9 merges at 10:00:00 and delivers #1 ("Fixes #1"); GitHub closes #1 two seconds
+    # later, and that closing payload is the first to show #1's milestone.
+    merged = ev(EventKind.DELIVERED, "2019-05-22T10:00:00Z", item_key="github:o/r#9", links=(KEY,))
+    [linked] = linked_deliveries(merged)
+    shown = ev(
+        EventKind.PROMISE_SET,
+        "2019-05-22T10:00:02Z",
+        promised_date=date(2019, 5, 23),
+        scope="m1",
+        at_close=True,
+    )
+    own_close = ev(EventKind.DELIVERED, "2019-05-22T10:00:02Z", resolution="completed")
+    result = settle(fold([linked, shown, own_close], UTC_TZ), NOW, UTC_TZ)
+    assert (result.outcome, result.promised_at) == (Outcome.EARLY, merged.at)
+    # Not from a closing payload (filed after the close): still no commitment.
+    filed = replace(shown, at_close=False)
+    assert outcome(linked, filed, own_close) is Outcome.UNPROMISED

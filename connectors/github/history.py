@@ -29,12 +29,6 @@ class History:
     team: set[str] = field(default_factory=set)
 
 
-def _payload(repo: str, item: Payload, is_pr: bool, actor: Payload | None, **over) -> Payload:
-    body = {**item, **over}
-    key = "pull_request" if is_pr else "issue"
-    return {key: body, "repository": {"full_name": repo}, "sender": actor}
-
-
 def item_history(
     repo: str,
     issue: Payload,
@@ -48,24 +42,47 @@ def item_history(
     `issue` is the REST issue object, `pull` the pull request object when the item is one (it
     alone says merged_at and the head branch), `milestones` maps title -> milestone object
     (timeline entries name a milestone by title only; GitHub keeps titles unique per repo).
+
+    Every payload is also read for what it shows (`normalize.evidence`: its milestone, its
+    state), so each replayed payload shows the item as it stood at that moment, not as it is
+    now: the milestone in force, open or closed, merged or not. Today's milestone in an early
+    payload would promise what was only filed later, perhaps after the close.
     """
     is_pr = pull is not None
-    item = {**issue, **(pull or {})}
+    event, key = ("pull_request", "pull_request") if is_pr else ("issues", "issue")
+    now = {**issue, **(pull or {})}
     out = History()
-    for obj in (item, *(e for e in timeline if e.get("event") == "commented")):
+    for obj in (now, *(e for e in timeline if e.get("event") == "commented")):
         if obj.get("author_association") in normalize.TEAM_ASSOCIATIONS:
             out.team.add(((obj.get("user") or obj.get("actor")) or {}).get("login"))
     out.team.discard(None)
 
-    def emit(handler, actor=None, event_milestone=None, **over) -> None:
-        payload = _payload(repo, item, is_pr, actor, **over)
-        if event_milestone is not None:
-            payload["milestone"] = event_milestone
-        out.events.extend(handler(payload, cfg))
+    # The item as it stood, changed entry by entry. Opened without its milestone: the timeline
+    # has a `milestoned` entry at creation for an item born in one, and only the timeline says
+    # when a milestone was really added.
+    stood: Payload = {
+        **now,
+        "milestone": None,
+        "state": "open",
+        "state_reason": None,
+        "closed_at": None,
+        "updated_at": now.get("created_at"),
+    }
+    if is_pr:
+        stood.update(merged=False, merged_at=None)
 
-    # Opened without its milestone: the timeline has a `milestoned` entry at creation for an
-    # item born in one, and only the timeline says when a milestone was really added.
-    emit(normalize.opened, item.get("user"), milestone=None)
+    def replay(action: str, actor: Payload | None, extra: Payload | None = None, **changes):
+        stood.update(changes)
+        body = {
+            "action": action,
+            key: dict(stood),
+            "repository": {"full_name": repo},
+            "sender": actor,
+            **(extra or {}),
+        }
+        out.events.extend(normalize.normalize(event, body, cfg))
+
+    replay("opened", now.get("user"))
     closed_seen = False
     for entry in timeline:
         kind, at, actor = entry.get("event"), entry.get("created_at"), entry.get("actor")
@@ -75,40 +92,59 @@ def item_history(
             if milestone is None:
                 out.unknown_milestones += 1
                 continue
-            handler = normalize.milestoned if kind == "milestoned" else normalize.demilestoned
-            after = milestone if kind == "milestoned" else None
-            emit(handler, actor, milestone, updated_at=at, milestone=after)
+            if kind == "milestoned":
+                after = milestone
+            else:
+                # A move sends milestoned(new) and demilestoned(old), in either order: only the
+                # removal of the milestone in force leaves the item without one.
+                current = (stood.get("milestone") or {}).get("title")
+                after = None if current in (None, title) else stood["milestone"]
+            replay(kind, actor, {"milestone": milestone}, milestone=after, updated_at=at)
         elif kind == "closed" and not is_pr:
             closed_seen = True
-            emit(
-                normalize.issue_closed,
-                actor,
-                closed_at=at,
-                state_reason=entry.get("state_reason"),
-            )
+            reason = entry.get("state_reason")
+            replay("closed", actor, **_closed(at), state_reason=reason)
         elif kind == "closed":
             # A merge also closes the PR in the same second; only an unmerged close drops it.
-            if item.get("merged_at") and _same_second(at, item["merged_at"]):
+            if now.get("merged_at") and _same_second(at, now["merged_at"]):
                 continue
             closed_seen = True
-            emit(normalize.pr_closed, actor, merged=False, merged_at=None, closed_at=at)
+            replay("closed", actor, **_closed(at), merged=False, merged_at=None)
         elif kind == "merged" and is_pr:
             closed_seen = True
-            emit(normalize.pr_closed, actor, merged=True, merged_at=at)
+            replay("closed", actor, **_closed(at), merged=True, merged_at=at)
         elif kind == "reopened":
-            emit(normalize.reopened, actor, updated_at=at)
+            # GitHub keeps the old closed_at on a reopened item.
+            replay("reopened", actor, state="open", state_reason=None, updated_at=at)
         elif kind == "commented":
             comment = {"created_at": at, "user": entry.get("user") or actor or {}}
-            out.events.extend(
-                normalize.commented({**_payload(repo, item, is_pr, actor), "comment": comment}, cfg)
-            )
-    if item.get("state") == "closed" and not closed_seen:
+            stood["updated_at"] = at
+            body = {
+                "action": "created",
+                key: dict(stood),
+                "comment": comment,
+                "repository": {"full_name": repo},
+                "sender": actor,
+            }
+            out.events.extend(normalize.normalize("issue_comment", body, cfg))
+    if now.get("state") == "closed" and not closed_seen:
         # The item itself is the authority on how it ended; a timeline may lack the entry
         # (imported or transferred items).
-        emit(normalize.pr_closed if is_pr else normalize.issue_closed)
-    # The item as it is now: title, size label and closing links for the latest snapshot.
-    emit(normalize.updated)
+        ended = {k: now[k] for k in _END_FIELDS if k in now}
+        replay("closed", None, **ended, updated_at=now.get("closed_at") or now.get("updated_at"))
+    # The item as it is now, at its last update: title, size label, closing links and today's
+    # milestone for the latest snapshot.
+    stood.clear()
+    stood.update(now)
+    replay("edited", None)
     return out
+
+
+_END_FIELDS = ("state", "state_reason", "closed_at", "merged", "merged_at")
+
+
+def _closed(at: str) -> Payload:
+    return {"state": "closed", "closed_at": at, "updated_at": at}
 
 
 def _same_second(a: str | None, b: str | None) -> bool:

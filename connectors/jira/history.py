@@ -133,9 +133,18 @@ def issue_history(
     created = parse_time(fields_now["created"])
 
     def payload(fields: Payload, **extra) -> Payload:
-        return {"issue": {"key": issue["key"], "id": issue.get("id"), "fields": fields}, **extra}
+        # `self` says the site, which version and sprint scope keys name (normalize.scope_key).
+        shown = {"key": issue["key"], "id": issue.get("id"), "self": issue.get("self")}
+        return {"issue": {**shown, "fields": fields}, **extra}
 
-    events = normalize.created(payload(_at(states[0], created, known)), cfg)
+    # Each step goes through the webhook normaliser whole, so what a payload shows (due date,
+    # fix versions, sprint, status) is read as evidence too: the fields as they stood then.
+    first = payload(
+        _at(states[0], created, known),
+        webhookEvent="jira:issue_created",
+        timestamp=int(created.timestamp() * 1000),
+    )
+    events = normalize.normalize(first, cfg)
     for history, after in zip(histories, states[1:], strict=True):
         at = parse_time(history["created"])
         step = payload(
@@ -145,10 +154,10 @@ def issue_history(
             user=history.get("author"),
             changelog={"items": history.get("items") or []},
         )
-        events += normalize.updated(step, cfg)
+        events += normalize.normalize(step, cfg)
     for comment in (fields_now.get("comment") or {}).get("comments") or []:
         # comment_created: the event says nothing about the item's other fields.
-        events += normalize.comment(
+        events += normalize.normalize(
             payload(fields_now, webhookEvent="comment_created", comment=comment), cfg
         )
     return events
