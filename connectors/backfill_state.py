@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
+from connectors.directory import build_directory, owner_of
 from ledger.events import DomainEvent
 from ledger.store import apply_events
 from trackrecord.config import Config, Source
@@ -56,9 +57,22 @@ def since_instant(since: date | datetime | None) -> datetime | None:
 
 def load_state(session_factory, source: str, key: str) -> SyncState | None:
     with session_factory() as session:
-        return session.scalar(
-            select(SyncState).where(SyncState.source == source, SyncState.key == key)
-        )
+        return _state(session, source, key)
+
+
+def _state(session: Session, source: str, key: str) -> SyncState | None:
+    return session.scalar(select(SyncState).where(SyncState.source == source, SyncState.key == key))
+
+
+def save_state(session: Session, source: str, key: str, **values) -> SyncState:
+    """Set `values` on the source's sync_state row, created when missing. Does not commit."""
+    state = _state(session, source, key)
+    if state is None:
+        state = SyncState(source=source, key=key)
+        session.add(state)
+    for name, value in values.items():
+        setattr(state, name, value)
+    return state
 
 
 def resume_point(state: SyncState | None, since, restart: bool = False) -> Resume:
@@ -151,18 +165,6 @@ class Progress:
         self.bar.close()
 
 
-def _save(session, sync_source: str, key: str, cursor: dict, synced_at: datetime | None) -> None:
-    state = session.scalar(
-        select(SyncState).where(SyncState.source == sync_source, SyncState.key == key)
-    )
-    if state is None:
-        state = SyncState(source=sync_source, key=key)
-        session.add(state)
-    state.cursor = cursor
-    if synced_at is not None:
-        state.last_synced_at = synced_at
-
-
 def run(
     session_factory,
     config: Config,
@@ -193,6 +195,7 @@ def run(
     if resume.from_cursor:
         summary["resumed_from"] = cursor["updated_since"]
     seen = set(resume.seen)
+    directory, owner = build_directory(config), owner_of(source)
     try:
         for page in listing:
             events: list[DomainEvent] = []
@@ -210,10 +213,10 @@ def run(
                 summary["items"] += 1
             with session_factory() as session, session.begin():
                 if events:
-                    apply_events(session, config, source, events)
+                    apply_events(session, directory, owner, events)
                 if on_page is not None:
                     on_page(session)
-                _save(session, sync_source, source.key, dict(cursor), None)
+                save_state(session, sync_source, source.key, cursor=dict(cursor))
             summary["events"] += len(events)
             summary["pages"] += 1
             progress.advance(len(page))
@@ -221,7 +224,7 @@ def run(
         # Items changed while this run was listing have updated_at after `started`, so the next
         # run (or sync_changed) starting from here misses nothing.
         with session_factory() as session, session.begin():
-            _save(session, sync_source, source.key, cursor, started)
+            save_state(session, sync_source, source.key, cursor=cursor, last_synced_at=started)
     finally:
         progress.close()
     summary |= {"complete": True, "last_synced_at": started.isoformat()}
@@ -229,14 +232,11 @@ def run(
     return summary
 
 
-def sync_changed(backfill, sync_source: str, source: Source, *, session_factory=None, config=None):
+def sync_changed(
+    backfill, sync_source: str, source: Source, *, session_factory, config: Config
+) -> dict:
     """Re-read the items changed since the last good sync (reconciliation's backfill path):
     `backfill` is backfill_github or backfill_jira, `sync_source` its SyncState name."""
-    if session_factory is None or config is None:
-        from workers import context
-
-        session_factory = session_factory or context.sessions()
-        config = config or context.settings().config
     state = load_state(session_factory, sync_source, source.key)
     since = state.last_synced_at if state else None
     return backfill(session_factory, config, source.key, since=since, progress=False)

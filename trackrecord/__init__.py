@@ -1,1 +1,3 @@
-"""Core of trackrecord: configuration, database, queue, logging and the command line."""
+"""The foundation: configuration, database, Redis and RQ plumbing, logging and migrations.
+
+It imports none of the layers above it (ledger, connectors, workers, webhook_app, cli)."""

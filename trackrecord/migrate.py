@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from sqlalchemy import MetaData
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -30,5 +31,9 @@ def current(database_url: str) -> None:
     command.current(alembic_config(database_url))
 
 
-def autogenerate(database_url: str, message: str) -> None:
-    command.revision(alembic_config(database_url), message=message, autogenerate=True)
+def autogenerate(database_url: str, message: str, metadata: MetaData) -> None:
+    """A new revision from the difference between the database and `metadata`: every table,
+    the ledger's included (`import ledger.tables`, then `trackrecord.models.Base.metadata`)."""
+    cfg = alembic_config(database_url)
+    cfg.attributes["target_metadata"] = metadata
+    command.revision(cfg, message=message, autogenerate=True)

@@ -1,15 +1,24 @@
-"""The RQ side: one queue, job ids derived from delivery rows, and a Redis that fails fast."""
+"""The RQ plumbing: a Redis that fails fast, the queue, and whether Redis still holds a job.
+
+What goes on the queue, and how it is retried, is the workers' business (workers.enqueue)."""
 
 from __future__ import annotations
 
-from redis import Redis
-from rq import Callback, Queue, Retry
-from rq.job import Job, JobStatus
+from datetime import UTC, datetime
 
-# A delivery's job may be retried by RQ itself for passing faults (database restarting,
-# GitHub API 5xx) before relay takes over; the intervals leave room for a restart.
-JOB_RETRY = Retry(max=3, interval=[5, 30, 120])
-JOB_TIMEOUT = 300
+from redis import Redis
+from rq import Queue
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.utils import utcparse
+from rq.worker import BaseWorker
+
+# A busy worker's heartbeat: its parent process beats every WORKER_HEARTBEAT_SECONDS while its
+# work horse runs a job (RQ's default is 30 s, and its worker key then outlives the worker by a
+# minute more). A started job whose worker has not beaten for WORKER_STALE_SECONDS (three
+# beats) lost its worker, say to a SIGKILL or a lost machine: relay runs it again.
+WORKER_HEARTBEAT_SECONDS = 10
+WORKER_STALE_SECONDS = 30
 
 
 def redis_from_url(url: str, *, fast: bool = False) -> Redis:
@@ -24,22 +33,6 @@ def get_queue(redis: Redis, name: str) -> Queue:
     return Queue(name, connection=redis)
 
 
-def enqueue_delivery(queue: Queue, delivery_row_id: int) -> Job:
-    from workers.jobs import on_delivery_failure, process_delivery
-
-    return queue.enqueue(
-        process_delivery,
-        delivery_row_id,
-        job_id=f"delivery-{delivery_row_id}",
-        retry=JOB_RETRY,
-        job_timeout=JOB_TIMEOUT,
-        on_failure=Callback(on_delivery_failure),
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        description=f"process_delivery({delivery_row_id})",
-    )
-
-
 # States in which Redis still holds the job and will run (or is running) it.
 LIVE_STATES = {
     JobStatus.QUEUED,
@@ -51,9 +44,45 @@ LIVE_STATES = {
 }
 
 
-def job_is_live(redis: Redis, job_id: str) -> bool:
+def job_is_live(redis: Redis, job_id: str, *, stale_after: float | None = None) -> bool:
+    """Whether Redis holds the job and will run it, or a living worker runs it now. A job left
+    `started` by a dead worker is not live: nothing will ever finish it."""
     try:
         job = Job.fetch(job_id, connection=redis)
     except Exception:  # NoSuchJobError, or a hash Redis lost half of
         return False
-    return job.get_status(refresh=False) in LIVE_STATES
+    status = job.get_status(refresh=False)
+    if status == JobStatus.STARTED:
+        stale_after = WORKER_STALE_SECONDS if stale_after is None else stale_after
+        return worker_is_alive(redis, job.worker_name, stale_after)
+    return status in LIVE_STATES
+
+
+def worker_is_alive(redis: Redis, worker_name: str | None, stale_after: float) -> bool:
+    """The worker's key is still in Redis and its last heartbeat is recent. The key alone is
+    not enough: it expires only a minute or more after the last heartbeat."""
+    if not worker_name:
+        return False
+    beat = redis.hget(BaseWorker.redis_worker_namespace_prefix + worker_name, "last_heartbeat")
+    if not beat:
+        return False
+    try:
+        last = utcparse(beat.decode())
+    except ValueError:
+        return False
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - last).total_seconds() < stale_after
+
+
+def forget_executions(redis: Redis, queue: Queue, job_id: str) -> int:
+    """Drop a job's entries from the queue's started registry before it is enqueued again.
+
+    An entry there is `<job id>:<execution id>`. Left behind by a dead worker, it would expire
+    later and RQ's registry clean-up would then take the job, by then run again under the same
+    id and perhaps running, for the abandoned one, and retry it or fail it a second time."""
+    registry = StartedJobRegistry(queue.name, connection=redis)
+    stale = list(redis.zscan_iter(registry.key, match=f"{job_id}:*"))
+    if stale:
+        redis.zrem(registry.key, *(member for member, _score in stale))
+    return len(stale)

@@ -7,7 +7,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from webhook_app.intake import services
+from webhook_app.services import services
 
 bp = Blueprint("health", __name__)
 

@@ -13,17 +13,21 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from connectors import backfill_state
+from connectors.github import backfill as github_backfill
+from connectors.github.normalize import SUPPORTED_EVENTS
 from connectors.github_api import GithubNotConfigured, github_client
+from connectors.jira import backfill as jira_backfill
 from connectors.jira_api import JiraNotConfigured
 from trackrecord.logs import get_logger
-from trackrecord.models import Delivery, SyncState
-from webhook_app.github import SUPPORTED_EVENTS
+from trackrecord.models import Delivery
 from workers import context
 
 log = get_logger("workers.reconcile")
 
 # GitHub keeps hook deliveries for a few days; looking back further finds nothing anyway.
 DEFAULT_LOOKBACK = timedelta(days=3)
+HOOK_SYNC_SOURCE = "github-hook"  # sync_state: where the last look at a hook's deliveries began
 
 
 def reconcile_all() -> dict[str, dict]:
@@ -48,15 +52,12 @@ def resync(kind: str, key: str) -> dict | str:
     """Re-read through the API the items changed since the last good sync (the backfill path),
     which heals whatever no redelivery can: deliveries older than GitHub keeps, or lost by Jira.
     A source never backfilled is left alone: a first full read is an operator's decision."""
-    from connectors import backfill_state
-    from connectors.github import backfill as github_backfill
-    from connectors.jira import backfill as jira_backfill
-
     module = github_backfill if kind == "github" else jira_backfill
-    state = backfill_state.load_state(context.sessions(), module.SYNC_SOURCE, key)
+    sessions, config = context.sessions(), context.settings().config
+    state = backfill_state.load_state(sessions, module.SYNC_SOURCE, key)
     if state is None or state.last_synced_at is None:
         return f"not backfilled yet: run `trackrecord backfill {kind} {key}`"
-    summary = module.sync_changed(context.settings().config.source(kind, key))
+    summary = module.sync_changed(config.source(kind, key), session_factory=sessions, config=config)
     log.info("reconcile.resynced", source=key, items=summary.get("items"))
     return summary
 
@@ -77,11 +78,8 @@ def reconcile_source(kind: str, key: str) -> dict:
 def _redeliver(settings, source) -> dict:
     key = source.key
     Session = context.sessions()
-    with Session() as session:
-        state = session.scalar(
-            select(SyncState).where(SyncState.source == "github-hook", SyncState.key == key)
-        )
-        since = state.last_synced_at if state and state.last_synced_at else None
+    state = backfill_state.load_state(Session, HOOK_SYNC_SOURCE, key)
+    since = state.last_synced_at if state and state.last_synced_at else None
     started = datetime.now(UTC)
     since = since or started - DEFAULT_LOOKBACK
     if since.tzinfo is None:  # SQLite returns naive datetimes; they were stored as UTC
@@ -126,11 +124,5 @@ def _redeliver(settings, source) -> dict:
         log.info("reconcile.redelivered", repo=key, delivery=guid)
 
     with Session() as session, session.begin():
-        state = session.scalar(
-            select(SyncState).where(SyncState.source == "github-hook", SyncState.key == key)
-        )
-        if state is None:
-            state = SyncState(source="github-hook", key=key)
-            session.add(state)
-        state.last_synced_at = started
+        backfill_state.save_state(session, HOOK_SYNC_SOURCE, key, last_synced_at=started)
     return {"redelivered": redelivered, "failed_seen": len(failed)}

@@ -120,7 +120,7 @@ def backfill_github(
     return summary | {"milestones": len(milestones), **counters}
 
 
-def sync_changed(source: Source, *, session_factory=None, config: Config | None = None) -> dict:
+def sync_changed(source: Source, *, session_factory, config: Config) -> dict:
     """Re-read what changed since the last good sync (reconciliation's backfill path)."""
     return backfill_state.sync_changed(
         backfill_github, SYNC_SOURCE, source, session_factory=session_factory, config=config

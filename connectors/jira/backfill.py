@@ -222,7 +222,7 @@ def complete_changelog(client, raw: dict, call, cloud: bool) -> dict:
     return {**raw, "changelog": {**complete, "histories": histories}}
 
 
-def sync_changed(source: Source, *, session_factory=None, config: Config | None = None) -> dict:
+def sync_changed(source: Source, *, session_factory, config: Config) -> dict:
     """Re-read what changed since the last good sync (reconciliation's backfill path)."""
     return backfill_state.sync_changed(
         backfill_jira, SYNC_SOURCE, source, session_factory=session_factory, config=config

@@ -2,12 +2,12 @@
 
 from alembic import context
 
-import ledger.tables  # noqa: F401  (registers the ledger's tables on Base.metadata)
 from trackrecord.db import make_engine
-from trackrecord.models import Base
 
 config = context.config
-target_metadata = Base.metadata
+# Only autogenerate compares against the models; the caller hands over their metadata (with the
+# ledger's tables, which the foundation cannot import): see trackrecord.migrate.autogenerate.
+target_metadata = config.attributes.get("target_metadata")
 
 
 def run_migrations_offline() -> None:

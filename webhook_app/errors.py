@@ -1,0 +1,30 @@
+"""Errors as JSON: every route, the webhooks and the API alike, answers a failure with
+`{"error": code, "message": ...}` and its status, so a client reads one error shape."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+
+class Rejected(Exception):
+    """A bad request: a status, a stable error code and a sentence for the sender."""
+
+    def __init__(self, status: int, code: str, message: str, **extra):
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+    def response(self):
+        body = {"error": self.code, "message": self.message, **self.extra}
+        return jsonify(body), self.status
+
+
+def _http_error(exc: HTTPException):
+    # 404/405 and friends answer in JSON too.
+    name = (exc.name or "error").lower().replace(" ", "_")
+    return jsonify(error=name, message=exc.description), exc.code
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(Rejected, lambda exc: exc.response())
+    app.register_error_handler(HTTPException, _http_error)
