@@ -4,7 +4,9 @@ up, and the database and configuration commands."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import socket
 import sys
@@ -14,18 +16,60 @@ import click
 
 from cli.common import load_settings
 
+# The access log names the path, never the query string: a client that sends its API token
+# as `?token=...` is refused, and its token must not then sit in the log. (Gunicorn's default
+# `%(r)s` is the raw request line, query included; `%(f)s`, the referer, may hold one too.)
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s'
+
+# The query string of a request target in a log message: `/path?query` -> `/path`.
+_QUERY = re.compile(r"(/[^\s?\"']*)\?[^\s\"']*")
+
+
+class HideQueryStrings(logging.Filter):
+    """Removes query strings from a server's own messages: gunicorn's error log names the
+    request target of a request that failed ("Error handling request GET /x?token=..."), and
+    Werkzeug's development server logs every request line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        hidden = _QUERY.sub(r"\1", message)
+        if hidden != message:
+            record.msg, record.args = hidden, None
+        return True
+
+
+def _gunicorn_logger_class():
+    from gunicorn.glogging import Logger
+
+    class QuietLogger(Logger):
+        def setup(self, cfg):
+            super().setup(cfg)
+            for logger in (self.error_log, self.access_log):
+                logger.addFilter(HideQueryStrings())
+
+    return QuietLogger
+
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
+@click.option(
+    "--worker-class",
+    type=click.Choice(["gevent", "sync", "gthread"]),
+    default="gevent",
+    show_default=True,
+    help="gunicorn worker class; gevent serves each connection in its own greenlet",
+)
 @click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
-def serve(host: str, port: int, workers: int, dev: bool) -> None:
+def serve(host: str, port: int, workers: int, worker_class: str, dev: bool) -> None:
     """Run the web app (webhooks, health, API) under gunicorn."""
     settings = load_settings()
-    from webhook_app import create_app
 
     if dev:
+        from webhook_app import create_app
+
+        logging.getLogger("werkzeug").addFilter(HideQueryStrings())
         create_app(settings).run(host=host, port=port)
         return
     from gunicorn.app.base import BaseApplication
@@ -34,11 +78,26 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
+            # A sync worker is held by one connection for as long as its sender cares to take
+            # (two bodies trickled at a byte a second starved /healthz). Under gevent each
+            # connection is a greenlet: a slow sender holds only its own, and the body is read
+            # within a deadline (webhook_app.intake.read_body). psycopg (>= 3.1.14) waits
+            # cooperatively once gevent has patched the standard library, redis-py is plain
+            # sockets, and SQLite's short writes never yield inside a transaction.
+            self.cfg.set("worker_class", worker_class)
+            if worker_class == "gthread":
+                self.cfg.set("threads", 8)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
+            self.cfg.set("logger_class", _gunicorn_logger_class())
             # Webhook senders wait at most 10 s (GitHub); a request stuck longer is a bug.
             self.cfg.set("timeout", 30)
 
         def load(self):
+            # Built in the worker, after gevent has patched the standard library, so that the
+            # engine's pool and the Redis client are made with cooperative locks and sockets.
+            from webhook_app import create_app
+
             return create_app(settings)
 
     _App().run()

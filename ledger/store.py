@@ -9,8 +9,9 @@ See docs/ledger.md, "Persistence".
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -30,35 +31,78 @@ from ledger.tables import (
     Commitment,
     Item,
     ItemEvent,
-    PromiseChange,
+    PromiseChangeRow,
     ScopeEvent,
     TeamMember,
     settle_instant,
 )
-from trackrecord.config import Config, Source, TeamModel
+from ledger.teams import Directory, Owner, TeamRules
+from trackrecord.config import source_index
 from trackrecord.logs import get_logger
 
 log = get_logger("ledger.store")
 
 # Not commitments, but kept as rows so the figures can count wins nobody asked for.
 _UNPROMISED_ROWS = frozenset({Outcome.UNPROMISED, Outcome.LINKED})
-_DEFAULT_TEAM = TeamModel(name="unconfigured")  # settings of an item whose team is not listed
+_DEFAULT_TEAM = TeamRules()  # settings of an item whose team is not listed
+_SCOPE_LENGTH = 300  # scope_events.scope
+
+
+class _Reach:
+    """Which items one delivery may change (docs/security.md, "Tenant isolation").
+
+    A delivery from a source may change items of that source's client only, and only of
+    sources the configuration lists: whatever else its payload names (a PR body's
+    `Fixes other-org/app#50`, another client's Jira key in a title, an item key of another
+    project) is ignored and logged. A Jira sprint or version delivery names no source: it may
+    reach the items of the sources its signature verified (`sources`, source_index pairs).
+    """
+
+    def __init__(
+        self,
+        directory: Directory,
+        source_owner: Owner | None,
+        sources: Collection[tuple[str, str]] | None,
+    ):
+        self.directory, self.owner = directory, source_owner
+        self.sources = frozenset(sources or ())
+
+    def allows(self, key: str) -> bool:
+        kind, source_key = split_key(key)
+        if self.owner is None:
+            return source_index(kind, source_key) in self.sources
+        own = self.directory.owner(kind, source_key)
+        return own is not None and own.client == self.owner.client
+
+    def refuse(self, key: str, *, named_by: str | None = None) -> None:
+        log.warning(
+            "ledger.foreign_reference",
+            item=key,
+            named_by=named_by,
+            client=self.owner.client if self.owner else None,
+        )
 
 
 def apply_events(
     session: Session,
-    config: Config,
-    source: Source | None,
+    directory: Directory,
+    source_owner: Owner | None,
     events: Sequence[DomainEvent],
     *,
     now: datetime | None = None,
+    reach: Collection[tuple[str, str]] | None = None,
 ) -> set[str]:
     """Store `events`, re-fold and re-settle every item they touch; return the item keys.
 
-    `source` owns new items whose own repository or project the configuration does not list
-    (a PR linking a stranger's issue); None for Jira's site-wide sprint/version deliveries.
+    `directory` holds each team's rules and the owner of each listed source. `source_owner`
+    owns the delivery's own source: only items of its client, in sources the directory lists,
+    are created or changed; an event or linked delivery for any other item is ignored and
+    logged (`ledger.foreign_reference`). None for Jira's site-wide sprint/version deliveries,
+    which name no source: `reach` then holds the sources (`source_index` pairs) their signature
+    verified, and their changes are stored for those sources' items and reach no others.
     """
     now = codec.utc(now or datetime.now(UTC))
+    gate = _Reach(directory, source_owner, reach)
     _lock_scopes(session, {e.scope for e in events if e.scope})
     direct: dict[str, list[DomainEvent]] = defaultdict(list)
     scoped: list[DomainEvent] = []
@@ -66,26 +110,35 @@ def apply_events(
         if event.kind is EventKind.MILESTONE_DUE_CHANGED:
             scoped.append(event)
             continue
+        if not gate.allows(event.item_key):
+            gate.refuse(event.item_key)
+            continue
         direct[event.item_key].append(event)
         for delivery in linked_deliveries(event):
             key = _canonical_key(session, delivery.item_key)
+            if not gate.allows(key):
+                # A link can name anything; it delivers only the delivery's own client's items.
+                gate.refuse(key, named_by=event.item_key)
+                continue
             direct[key].append(delivery if key == delivery.item_key else delivery.retarget(key))
 
-    if scoped:
-        _insert_ignore(session, ScopeEvent, [_scope_row(e) for e in scoped], ["scope", "event_id"])
-    keys = {key for key in direct if _ensure_item(session, config, source, key)}
+    scope_rows = [_scope_row(e, source) for e in scoped for source in _scope_owners(gate)]
+    if scope_rows:
+        _insert_ignore(session, ScopeEvent, scope_rows, ["scope", "event_id"])
+    keys = {key for key in direct if _ensure_item(session, directory, key)}
     scopes = {e.scope for e in scoped if e.scope}
     if scopes:
         # Every item that ever named the scope, not only those in it now: whether the change
-        # applied is the fold's decision at the change's event time, not at arrival time.
-        keys |= set(
-            session.scalars(
-                select(Item.key)
-                .join(ItemEvent, ItemEvent.item_id == Item.id)
-                .where(ItemEvent.scope.in_(scopes))
-                .distinct()
-            )
+        # applied is the fold's decision at the change's event time, not at arrival time. Only
+        # items the delivery may change: another client's item naming the same scope key is
+        # not reached (and does not pull the change: `_pull_scope_events`).
+        named = session.scalars(
+            select(Item.key)
+            .join(ItemEvent, ItemEvent.item_id == Item.id)
+            .where(ItemEvent.scope.in_(scopes))
+            .distinct()
         )
+        keys |= {key for key in named if gate.allows(key)}
     if not keys:
         return set()
     # Lock in key order: two workers touching the same items queue up instead of deadlocking,
@@ -104,18 +157,18 @@ def apply_events(
             _insert_ignore(
                 session, ItemEvent, [_event_row(item.id, e) for e in new], ["item_id", "event_id"]
             )
-        refold(session, config, item, now)
+        refold(session, directory, item, now)
     for pull in _linked_pull_requests(session, items):
-        refold(session, config, pull, now)
+        refold(session, directory, pull, now)
     log.info("ledger.applied", events=len(events), items=len(items), scopes=len(scopes))
     return {item.key for item in items}
 
 
-def refold(session: Session, config: Config, item: Item, now: datetime) -> Settlement:
+def refold(session: Session, directory: Directory, item: Item, now: datetime) -> Settlement:
     """Recompute an item's rows from all its stored events (and its scopes' due changes)."""
-    team = config.team(item.team)
-    tz = ZoneInfo(team.timezone if team else "UTC")
-    judge = Judge(team.on_time_basis) if team else Judge.FIRST
+    team = directory.team(item.team) or _DEFAULT_TEAM
+    tz = ZoneInfo(team.timezone)
+    judge = Judge(team.on_time_basis)
     stored = [
         codec.decode(d)
         for d in session.scalars(select(ItemEvent.data).where(ItemEvent.item_id == item.id))
@@ -126,14 +179,14 @@ def refold(session: Session, config: Config, item: Item, now: datetime) -> Settl
     if (
         state.item_type == "pull_request"
         and settlement.committed
-        and _delivers_promises(session, state.links)
+        and _delivers_promises(session, state.links, item.client)
     ):
         # One promise, one row: a PR in the milestone of the issue it closes delivers that
         # issue's promise; it is not a second commitment (docs/ledger.md, "One promise").
         settlement = replace(settlement, outcome=Outcome.LINKED, judged_against=None)
     # Members: the team's `members` setting (Jira payloads say nothing about membership, so
     # for Jira it is the only source) and the GitHub logins seen acting as members.
-    members = set(team.members if team else ()) | set(
+    members = set(team.members) | set(
         session.scalars(
             select(TeamMember.login).where(
                 TeamMember.team == item.team, TeamMember.source == item.source
@@ -158,7 +211,9 @@ def _lock_scopes(session: Session, scopes: set[str]) -> None:
         session.execute(select(func.pg_advisory_xact_lock(func.hashtext(scope))))
 
 
-def _delivers_promises(session: Session, links: Iterable[str]) -> bool:
+def _delivers_promises(session: Session, links: Iterable[str], client: str) -> bool:
+    # Only the client's own items: a PR naming another client's issue delivers nothing there,
+    # and whether that issue was promised must not show in this client's record either.
     keys = list(links)
     return (
         bool(keys)
@@ -167,6 +222,7 @@ def _delivers_promises(session: Session, links: Iterable[str]) -> bool:
             .select_from(Commitment)
             .join(Item, Item.id == Commitment.item_id)
             .where(Item.key.in_(keys), Item.item_type != "pull_request")
+            .where(Item.client == client)
             .where(Commitment.first_promised.is_not(None))
         )
         > 0
@@ -237,17 +293,18 @@ def _canonical_key(session: Session, key: str) -> str:
     return found or key
 
 
-def _ensure_item(session: Session, config: Config, source: Source | None, key: str) -> bool:
+def _ensure_item(session: Session, directory: Directory, key: str) -> bool:
     kind, source_key = split_key(key)
-    own = config.source(kind, source_key)
+    owner = directory.owner(kind, source_key)
     item = session.scalar(select(Item).where(Item.key == key))
     if item is not None:
         # The configuration is the truth about ownership; an unlisted item keeps its team.
-        if own is not None and (item.team, item.client) != (own.team, own.client):
-            item.team, item.client = own.team, own.client
+        if owner is not None and (item.team, item.client) != (owner.team, owner.client):
+            item.team, item.client = owner.team, owner.client
         return True
-    owner = own or source
     if owner is None:
+        # Only listed sources' items are created: an item nobody lists has no client, so no
+        # delivery may speak for it (`_Reach`).
         log.info("ledger.item_without_team", item=key)
         return False
     row = {
@@ -284,9 +341,27 @@ def _event_row(item_id: int, event: DomainEvent) -> dict:
     }
 
 
-def _scope_row(event: DomainEvent) -> dict:
+def _scope_owners(gate: _Reach) -> list[tuple[str, str] | None]:
+    """For whom a scope change is stored: None (anyone naming the scope) for a delivery from a
+    source, whose scope keys carry that source (`github:owner/repo/milestone/3`); each verified
+    source for a Jira sprint or version delivery, whose ids are site-wide and which any client
+    on the same site could name."""
+    return [None] if gate.owner is not None else sorted(gate.sources)
+
+
+def stored_scope(scope: str, source: tuple[str, str] | None) -> str:
+    """`scope_events.scope` of a scope change stored for one source's items alone."""
+    if source is None:
+        return scope
+    key = f"{scope}@{source[0]}:{source[1]}"
+    if len(key) > _SCOPE_LENGTH:
+        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
+
+
+def _scope_row(event: DomainEvent, source: tuple[str, str] | None) -> dict:
     return {
-        "scope": event.scope or event.item_key,
+        "scope": stored_scope(event.scope or event.item_key, source),
         "event_id": event.event_id,
         "at": event.at,
         "data": codec.encode(event),
@@ -299,9 +374,13 @@ def _pull_scope_events(session: Session, item: Item, stored: list[DomainEvent]):
     scopes = {e.scope for e in stored if e.scope}
     if not scopes:
         return []
+    # Changes stored for anyone naming the scope, and those stored for the item's own source (a
+    # Jira sprint or version change is kept only for the sources its signature verified).
+    own = source_index(item.source, item.source_key)
+    wanted = scopes | {stored_scope(scope, own) for scope in scopes}
     found = [
         codec.decode(d).retarget(item.key)
-        for d in session.scalars(select(ScopeEvent.data).where(ScopeEvent.scope.in_(scopes)))
+        for d in session.scalars(select(ScopeEvent.data).where(ScopeEvent.scope.in_(wanted)))
     ]
     new = list({e.event_id: e for e in found if e.event_id not in have}.values())
     if new:
@@ -326,7 +405,7 @@ def _write_item(item: Item, state: ItemState, members: set[str]) -> None:
     item.first_response_seconds = wait.total_seconds() if wait is not None else None
 
 
-def _write_commitment(session, item, state, s: Settlement, team: TeamModel | None, tz) -> None:
+def _write_commitment(session, item, state, s: Settlement, team: TeamRules, tz) -> None:
     row = session.scalar(select(Commitment).where(Commitment.item_id == item.id))
     if not (s.committed or s.outcome in _UNPROMISED_ROWS):
         # No promise and no win (open, or dropped before anyone promised it): not a commitment.
@@ -355,24 +434,16 @@ def _write_commitment(session, item, state, s: Settlement, team: TeamModel | Non
     )
     row.slip_days = s.slip_days if s.outcome is Outcome.LATE else None
     row.repromise_count = s.repromise_count
-    row.small = _is_small(state, team)
+    row.small = team.is_small(state.size, state.story_points)
     row.excluded = is_excluded(session, item.id)
-
-
-def _is_small(state: ItemState, team: TeamModel | None) -> bool:
-    # state.size holds only the value; the label is the team's prefix and that value.
-    team = team or _DEFAULT_TEAM
-    labels = {label.lower() for label in team.small_labels}
-    if state.size and f"{team.size_label_prefix}{state.size}".lower() in labels:
-        return True
-    limit = team.small_max_points
-    return state.story_points is not None and state.story_points <= limit
 
 
 def _write_promise_changes(session: Session, item: Item, state: ItemState) -> None:
     want = [(codec.utc(c.at), c.promised_date, c.scope) for c in state.promise_history]
     rows = session.scalars(
-        select(PromiseChange).where(PromiseChange.item_id == item.id).order_by(PromiseChange.seq)
+        select(PromiseChangeRow)
+        .where(PromiseChangeRow.item_id == item.id)
+        .order_by(PromiseChangeRow.seq)
     ).all()
     if [(codec.utc(r.at), r.promised_date, r.scope) for r in rows] == want:
         return
@@ -380,6 +451,6 @@ def _write_promise_changes(session: Session, item: Item, state: ItemState) -> No
         session.delete(row)
     session.flush()
     session.add_all(
-        PromiseChange(item_id=item.id, seq=i, at=at, promised_date=day, scope=scope)
+        PromiseChangeRow(item_id=item.id, seq=i, at=at, promised_date=day, scope=scope)
         for i, (at, day, scope) in enumerate(want)
     )

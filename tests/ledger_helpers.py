@@ -16,7 +16,7 @@ from rq import Queue
 from sqlalchemy import select
 
 from ledger.codec import utc
-from ledger.tables import Commitment, Item, PromiseChange
+from ledger.tables import Commitment, Item, PromiseChangeRow
 from tests.helpers import github_headers, jira_headers, json_of
 from trackrecord.db import session_factory
 from workers.runner import TrackrecordWorker
@@ -202,10 +202,10 @@ def items(settings) -> dict[str, dict]:
 def promise_changes(settings, key: str) -> list[tuple]:
     with session_factory(settings.database_url)() as s:
         rows = s.scalars(
-            select(PromiseChange)
-            .join(Item, Item.id == PromiseChange.item_id)
+            select(PromiseChangeRow)
+            .join(Item, Item.id == PromiseChangeRow.item_id)
             .where(Item.key == key)
-            .order_by(PromiseChange.seq)
+            .order_by(PromiseChangeRow.seq)
         )
         return [(utc(r.at), r.promised_date, r.scope) for r in rows]
 

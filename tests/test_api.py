@@ -20,7 +20,7 @@ RECORD_FIELDS = {
     "missed", "dropped", "descoped", "on_time_rate", "say_do_ratio", "slip_days_median",
     "slip_days_p90", "streak_current", "streak_longest", "small_wins", "unpromised_deliveries",
     "first_response_hours_median", "lead_time_days_median", "first_win_days", "trust_score",
-    "months",
+    "months", "summary", "next_due",
 }  # fmt: skip
 ANOTHER_CLIENT = """
 [[clients]]
@@ -67,6 +67,8 @@ def test_team_record(api):
     assert (rec["commitments_due"], rec["on_time_rate"], rec["missed"]) == (9, 3 / 9, 3)
     assert (rec["streak_current"], rec["streak_longest"], rec["pending"]) == (0, 2, 0)
     assert rec["unpromised_deliveries"] == 2
+    # In words, as the CLI and the badge say it; nothing more falls due in a period that ended.
+    assert (rec["summary"], rec["next_due"]) == ("33% on time · 3 of 9 kept", None)
     assert set(rec["trust_score"]) == {"estimate", "low", "high"}
     assert len(rec["months"]) == 12
 
@@ -86,6 +88,8 @@ def test_admin_token_reads_every_client(api):
 
 
 def test_client_token_reads_only_its_own_teams(api):
+    """Another client's team is, to a client's token, a team that does not exist: 404
+    (tests/test_api_hostile.py compares the bodies)."""
     assert api(f"/api/v1/teams/ops/track-record?{JUNE}", GLOBEX_TOKEN).status_code == 200
     for path in (
         f"/api/v1/teams/platform/track-record?{JUNE}",
@@ -94,9 +98,9 @@ def test_client_token_reads_only_its_own_teams(api):
         f"/api/v1/teams/platform/commitments?{JUNE}",
     ):
         answer = api(path, GLOBEX_TOKEN)
-        assert answer.status_code == 403, path
-        assert answer.get_json()["error"] == "forbidden"
-    assert api(f"/api/v1/teams/ops/track-record?{JUNE}").status_code == 403  # acme's token
+        assert answer.status_code == 404, path
+        assert answer.get_json()["error"] == "not_found"
+    assert api(f"/api/v1/teams/ops/track-record?{JUNE}").status_code == 404  # acme's token
 
 
 @pytest.mark.parametrize(
@@ -104,9 +108,10 @@ def test_client_token_reads_only_its_own_teams(api):
     [
         (f"/api/v1/teams/platform/track-record?{JUNE}", None, 401, "unauthorized"),
         (f"/api/v1/teams/platform/track-record?{JUNE}", "wrong", 401, "unauthorized"),
-        (f"/api/v1/teams/nobody/track-record?{JUNE}", CLIENT_TOKEN, 404, "unknown_team"),
-        (f"/api/v1/clients/nobody/track-record?{JUNE}", ADMIN_TOKEN, 404, "unknown_client"),
-        ("/api/v1/teams/nobody/milestones", CLIENT_TOKEN, 404, "unknown_team"),
+        (f"/api/v1/teams/nobody/track-record?{JUNE}", CLIENT_TOKEN, 404, "not_found"),
+        (f"/api/v1/teams/nobody/track-record?{JUNE}", ADMIN_TOKEN, 404, "not_found"),
+        (f"/api/v1/clients/nobody/track-record?{JUNE}", ADMIN_TOKEN, 404, "not_found"),
+        ("/api/v1/teams/nobody/milestones", CLIENT_TOKEN, 404, "not_found"),
         ("/api/v1/teams/platform/track-record?to=2024-06-30", CLIENT_TOKEN, 400, "missing_date"),
         ("/api/v1/teams/platform/track-record", CLIENT_TOKEN, 400, "missing_date"),
         ("/api/v1/teams/platform/track-record?from=2024-13-01&to=2024-12-31", None, 401, None),
@@ -136,9 +141,17 @@ def test_client_token_reads_only_its_own_teams(api):
             400,
             "bad_period",
         ),
-        (f"/api/v1/teams/platform/commitments?{JUNE}&page=0", CLIENT_TOKEN, 400, "bad_page"),
+        (f"/api/v1/teams/platform/commitments?{JUNE}&page=0", CLIENT_TOKEN, 400, "bad_parameter"),
         (f"/api/v1/teams/platform/commitments?{JUNE}&per_page=501", None, 401, None),
+        (
+            f"/api/v1/teams/platform/commitments?{JUNE}&per_page=501",
+            CLIENT_TOKEN,
+            400,
+            "bad_parameter",
+        ),
         (f"/api/v1/teams/platform/commitments?{JUNE}&per_page=x", ADMIN_TOKEN, 400, None),
+        # Visibility comes before the query string: a bad page of a hidden team is still a 404.
+        (f"/api/v1/teams/ops/commitments?{JUNE}&page=0", CLIENT_TOKEN, 404, "not_found"),
     ],
 )
 def test_errors(api, path, token, status, error):
@@ -212,6 +225,7 @@ def test_badge_is_public_and_cacheable(api, env, client):
     answer = client.get("/badges/platform.svg")  # no token: a README cannot send one
     assert answer.status_code == 200 and answer.mimetype == "image/svg+xml"
     assert b"on-time" in answer.data and b"67%" in answer.data
+    assert "67% on time · 2 of 3 kept" in answer.get_data(as_text=True)  # its title
     assert answer.headers["Cache-Control"] == "public, max-age=300"
     etag = answer.headers["ETag"]
     again = client.get("/badges/platform.svg", headers={"If-None-Match": etag})
@@ -224,6 +238,9 @@ def test_badge_is_public_and_cacheable(api, env, client):
 
 def test_badge_of_unknown_team_and_of_a_quiet_team(api, client):
     missing = client.get("/badges/nobody.svg")
-    assert missing.status_code == 404 and missing.get_json()["error"] == "unknown_team"
+    # An SVG, where an <img> would show JSON as a broken image (tests/test_api_hostile.py).
+    assert missing.status_code == 404 and missing.mimetype == "image/svg+xml"
+    assert b"no badge" in missing.data
     quiet = client.get("/badges/ops.svg")
-    assert quiet.status_code == 200 and b"n/a" in quiet.data
+    # Nothing to count: it says so in words, not "n/a" (tests/test_record_surfaces.py).
+    assert quiet.status_code == 200 and b"no promises yet" in quiet.data

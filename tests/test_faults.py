@@ -1,13 +1,15 @@
 """Faults lose nothing and duplicate nothing: Redis down, Redis restarted empty, database down,
-a worker killed in the middle of a job."""
+a worker killed in the middle of a job (relayed within WORKER_STALE_SECONDS of the kill)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import port_for
 import pytest
@@ -23,7 +25,9 @@ from tests.helpers import RedisServer, fixture_bytes, github_headers, jira_heade
 from trackrecord.config import Settings
 from trackrecord.db import session_factory
 from trackrecord.models import Delivery
+from trackrecord.queue import WORKER_HEARTBEAT_SECONDS, WORKER_STALE_SECONDS
 from webhook_app import create_app
+from workers.relay import relay_pending
 from workers.runner import TrackrecordWorker
 
 PAYLOADS = [
@@ -142,7 +146,18 @@ def test_readyz_ok_when_both_answer(client):
     assert resp.json["checks"] == {"database": "ok", "redis": "ok"}
 
 
-def test_worker_killed_mid_job_loses_and_duplicates_nothing(client, settings, redis_conn):
+def kill_worker(worker: subprocess.Popen) -> None:
+    """SIGKILL an RQ worker and its work horse, as a lost machine or the OOM killer taking
+    both would. RQ puts the horse in a process group of its own, so it is killed apart."""
+    horses = Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()
+    os.killpg(worker.pid, signal.SIGKILL)
+    for horse in horses:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(horse), signal.SIGKILL)
+    worker.wait(10)
+
+
+def test_worker_killed_mid_job_is_relayed_once_and_processed_once(client, settings, redis_conn):
     body = fixture_bytes("github/issues.closed.json")
     resp = client.post("/webhooks/github", data=body, headers=github_headers("issues", body, "k1"))
     assert resp.status_code == 202
@@ -166,21 +181,38 @@ def test_worker_killed_mid_job_loses_and_duplicates_nothing(client, settings, re
             assert time.monotonic() < deadline, "the worker never started the job"
             time.sleep(0.1)
     finally:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(10)
+        kill_worker(worker)
+    killed_at = time.monotonic()
     blocker.rollback()
     blocker.close()
     assert statuses(settings.database_url) == [("queued", 1)]  # nothing half-applied
 
-    # When the dead worker's heartbeat has expired, RQ's registry clean-up (every worker runs it
-    # periodically) retries the abandoned job; here that moment is brought forward.
+    # Right after the kill the job still looks like one being run: its worker beat moments ago.
+    assert relay_pending(min_age_seconds=0) == {"enqueued": 0, "live": 1, "gave_up": 0}
+    # Relay (the scheduler runs it every minute) gives the job up once its worker has missed
+    # its heartbeats for WORKER_STALE_SECONDS, and enqueues it again under the same id. RQ's
+    # own clean-up would wait for the worker's key to expire, then for a maintenance run.
+    while True:
+        result = relay_pending(min_age_seconds=0)
+        if result["enqueued"]:
+            break
+        assert time.monotonic() - killed_at < WORKER_STALE_SECONDS + 5, result
+        time.sleep(1)
+    assert time.monotonic() - killed_at >= WORKER_STALE_SECONDS - WORKER_HEARTBEAT_SECONDS - 1
+    assert result == {"enqueued": 1, "live": 0, "gave_up": 0}
     queue = Queue(settings.queue_name, connection=redis_conn)
+    assert queue.job_ids == [job_id]
+    assert not StartedJobRegistry(queue=queue).get_job_ids(cleanup=False)
+    # Exactly once: the next relay finds it queued.
+    assert relay_pending(min_age_seconds=0) == {"enqueued": 0, "live": 1, "gave_up": 0}
+
+    burst(settings.redis_url, settings.queue_name)
+    assert statuses(settings.database_url) == [("processed", 2)]
+    job = Job.fetch(job_id, connection=redis_conn)
+    assert [r.return_value for r in job.results()] == ["processed"]  # one run, not two
+    # RQ's registry clean-up, whenever it comes, finds no abandoned run of it left to retry.
     StartedJobRegistry(queue=queue).cleanup(timestamp=time.time() + 3600)
-    # The retry is scheduled after RQ's first retry interval; a worker's scheduler enqueues it.
-    deadline = time.monotonic() + 30
-    while statuses(settings.database_url) != [("processed", 1)]:
-        assert time.monotonic() < deadline, statuses(settings.database_url)
-        time.sleep(0.5)
-        burst(settings.redis_url, settings.queue_name, with_scheduler=True)
+    assert queue.count == 0 and job.get_status() == JobStatus.FINISHED
     with Session() as s:
         assert s.scalar(select(func.count()).select_from(Delivery)) == 1
+        assert s.scalar(select(Delivery.error)) is None

@@ -279,7 +279,13 @@ def version_updated(when: str, release: str) -> dict:
     return {
         "timestamp": h.jira_ms(when),
         "webhookEvent": "jira:version_updated",
-        "version": {"id": "10000", "name": "d", "releaseDate": release, "projectId": 10001},
+        "version": {
+            "self": "https://some-instance-test.atlassian.net/rest/api/2/version/10000",
+            "id": "10000",
+            "name": "d",
+            "releaseDate": release,
+            "projectId": 10001,
+        },
     }
 
 
@@ -438,7 +444,8 @@ def test_a_started_sprint_promises_the_issues_planned_into_it(client, settings, 
         "timestamp": h.jira_ms("2019-02-11T09:00:00+00:00"),
         "webhookEvent": "sprint_started",
         "sprint": {**sprint, "state": "active", "startDate": "2019-02-11T09:00:00.000Z",
-                   "endDate": "2019-02-22T17:00:00.000Z"},
+                   "endDate": "2019-02-22T17:00:00.000Z",
+                   "self": "https://some-instance-test.atlassian.net/rest/agile/1.0/sprint/7"},
     }  # fmt: skip
     rows = deliver(client, settings, redis_conn, created, started)
     # Promised when the sprint started, for its last day; that day is long past, so: missed.

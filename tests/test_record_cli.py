@@ -29,6 +29,7 @@ def test_json_is_the_api_record(run):
     )
     # Longest streak H1, H2: C2, delivered late, is broken at its deadline, before C1 was kept.
     assert (rec["commitments_due"], rec["missed"], rec["streak_longest"]) == (9, 3, 2)
+    assert (rec["summary"], rec["next_due"]) == ("33% on time · 3 of 9 kept", None)
 
 
 def test_table_by_default(run):
@@ -36,6 +37,7 @@ def test_table_by_default(run):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith("Track record of platform, 2024-06-01 to 2024-06-30")
+    assert lines[1].strip() == "33% on time · 3 of 9 kept"  # the API's `summary`
     assert any(line.split() == ["commitments", "due", "9"] for line in lines)
     assert any(line.split() == ["on-time", "rate", "33%"] for line in lines)
     assert any(line.split()[:2] == ["slip,", "median"] and line.endswith("4.5") for line in lines)

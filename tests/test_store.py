@@ -10,13 +10,16 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import func, select
 
+from connectors.directory import build_directory
 from connectors.github import normalize as github
 from connectors.jira import normalize as jira
 from ledger import codec, store
 from ledger.events import DomainEvent, EventKind
 from ledger.tables import Commitment, Item, ItemEvent, settle_instant
+from ledger.teams import Owner, TeamRules
 from tests.helpers import FIXTURES
 from tests.ledger_helpers import commitments, promise_changes
+from trackrecord.config import load_config
 from trackrecord.db import session_factory
 
 KEY = "github:Codertocat/Hello-World#1"
@@ -51,9 +54,12 @@ def session(settings):
         yield s
 
 
-def apply(session, settings, *events, commit=True):
-    source = settings.config.source("github", "Codertocat/Hello-World")
-    keys = store.apply_events(session, settings.config, source, events, now=NOW)
+# The owner of the repository the hand-made events come from (conftest's CONFIG_TOML).
+PLATFORM = Owner("platform", "acme")
+
+
+def apply(session, settings, *events, commit=True, now=NOW):
+    keys = store.apply_events(session, build_directory(settings.config), PLATFORM, events, now=now)
     if commit:
         session.commit()
     return keys
@@ -127,16 +133,16 @@ def test_linked_delivery_creates_items_with_their_own_team(session, settings):
         item_type="pull_request",
     )
     keys = apply(session, settings, pr)
-    assert keys == {KEY, "github:robvanderleek/create-issue-branch#5", "github:stranger/repo#9"}
+    # A listed repository's item keeps its own team; an item no team lists has no client, so
+    # no delivery may create it (docs/security.md, "Tenant isolation").
+    assert keys == {KEY, "github:robvanderleek/create-issue-branch#5"}
     teams = dict(session.execute(select(Item.key, Item.team)).all())
-    # A listed repository keeps its own team; an unlisted one goes with the PR's team.
     assert teams["github:robvanderleek/create-issue-branch#5"] == "web"
-    assert teams["github:stranger/repo#9"] == "platform"
+    assert "github:stranger/repo#9" not in teams
     # One win, counted once: on the issues the PR delivered, not on the PR.
     assert {k: r["outcome"] for k, r in commitments(settings).items()} == {
         KEY: "linked",
         "github:robvanderleek/create-issue-branch#5": "unpromised",
-        "github:stranger/repo#9": "unpromised",
     }
 
 
@@ -182,12 +188,8 @@ def test_settle_at_follows_the_row_through_its_life(session, settings):
     """settle_at (0004) is the settlement the figures order by: the deadline while pending,
     unchanged when settle_overdue makes the row a miss, the delivery once delivered, and
     nothing for a row that is not a promise."""
-    source = settings.config.source("github", "Codertocat/Hello-World")
     opened = datetime(2019, 5, 16, tzinfo=UTC)
-    store.apply_events(
-        session, settings.config, source, [promise("2019-05-15T10:00:00", "2019-05-23")], now=opened
-    )
-    session.commit()
+    apply(session, settings, promise("2019-05-15T10:00:00", "2019-05-23"), now=opened)
     row = commitments(settings)[KEY]
     assert row["outcome"] == "pending"
     assert row["settle_at"] == row["deadline"] == datetime(2019, 5, 24, tzinfo=UTC)
@@ -211,15 +213,8 @@ def test_settle_at_follows_the_row_through_its_life(session, settings):
 def test_a_late_delivery_keeps_settle_at_at_its_deadline(session, settings):
     """A promise still open at its deadline is broken there (a miss at 05-24 00:00); delivered
     late afterwards it stays broken at that deadline (0005), not at the delivery."""
-    source = settings.config.source("github", "Codertocat/Hello-World")
-    store.apply_events(
-        session,
-        settings.config,
-        source,
-        [promise("2019-05-15T10:00:00", "2019-05-23")],
-        now=datetime(2019, 5, 16, tzinfo=UTC),
-    )
-    session.commit()
+    opened = datetime(2019, 5, 16, tzinfo=UTC)
+    apply(session, settings, promise("2019-05-15T10:00:00", "2019-05-23"), now=opened)
     assert store.settle_overdue(session, datetime(2019, 5, 25, tzinfo=UTC)) == 1
     session.commit()
     deadline = datetime(2019, 5, 24, tzinfo=UTC)
@@ -261,3 +256,46 @@ def test_writers_of_one_milestone_wait_for_each_other(settings):
     # Judged against the first promise (05-23); the move to 05-30 is its re-promise.
     row = commitments(settings)[KEY]
     assert (row["first_promised"], row["latest_promised"]) == (date(2019, 5, 23), date(2019, 5, 30))
+
+
+def test_the_directory_reads_the_configuration_as_the_ledger_needs_it(tmp_path):
+    """ledger.store takes plain team rules and owners (connectors.directory builds them): an
+    unlisted team is judged by the same defaults as a team that sets nothing, a team's own
+    settings carry over, and each source's owner is found as the configuration finds it."""
+    path = tmp_path / "trackrecord.toml"
+    path.write_text(
+        """
+[[clients]]
+name = "acme"
+[[clients.teams]]
+name = "bare"
+github = ["acme-corp/Bare"]
+[[clients.teams]]
+name = "set"
+timezone = "Europe/Berlin"
+jira = ["SET"]
+on_time_basis = "latest"
+members = ["dana"]
+size_label_prefix = "t-shirt/"
+small_labels = ["t-shirt/XS"]
+small_max_points = 1.5
+"""
+    )
+    config = load_config(path)
+    directory = build_directory(config)
+    assert directory.team("bare") == TeamRules()
+    assert directory.team("nobody") is None
+    assert directory.team("set") == TeamRules(
+        timezone="Europe/Berlin",
+        on_time_basis="latest",
+        members=frozenset({"dana"}),
+        size_label_prefix="t-shirt/",
+        small_labels=("t-shirt/XS",),
+        small_max_points=1.5,
+    )
+    for kind, key in [("github", "ACME-corp/bare"), ("jira", "set"), ("github", "other/repo")]:
+        source = config.source(kind, key)
+        want = Owner(source.team, source.client) if source else None
+        assert directory.owner(kind, key) == want
+    assert TeamRules().is_small("s", None) and not TeamRules().is_small("M", 3.5)
+    assert TeamRules().is_small(None, 3)

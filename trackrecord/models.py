@@ -49,6 +49,10 @@ class Delivery(Base):
     action: Mapped[str | None] = mapped_column(String(64))
     source_key: Mapped[str | None] = mapped_column(String(255))  # owner/repo or Jira project key
     team: Mapped[str | None] = mapped_column(String(128))
+    # The source keys the delivery's signature verified, which are the only sources whose items
+    # it may change (0006): its own source, or for Jira's site-wide sprint/version events the
+    # projects using the secret that signed it. NULL on rows stored before 0006.
+    verified_sources: Mapped[list | None] = mapped_column(JSON)
     headers: Mapped[dict] = mapped_column(JSON)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
@@ -57,12 +61,6 @@ class Delivery(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-    @property
-    def job_id(self) -> str:
-        # RQ job ids allow letters, digits, '-' and '_' only; the row id is unique and stable,
-        # so a relayed delivery gets the same job id as its first enqueue.
-        return f"delivery-{self.id}"
 
 
 class SyncState(Base):

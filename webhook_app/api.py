@@ -1,10 +1,20 @@
-"""The JSON API of track records: thin views over ledger.records, behind bearer tokens.
+"""The JSON API of track records: thin views over ledger.record, ledger.milestones and
+ledger.listing, behind bearer tokens.
 
 Checks run in a fixed order, each with its own status (as the webhook routes do): token (401),
-the team or client exists (404), the token may read it (403), then the query string (400).
+the team or client is one this token may see (404), then the query string (400).
 A client's token comes from the variable its `token_env` names and reads only its own teams;
 `TRACKRECORD_ADMIN_TOKEN` reads all. Tokens are read from the environment on each request, so
 rotating one needs no restart of the code path (only of the process environment).
+
+No existence leaks: to a client's token, another client's team (or the other client itself)
+and a name that exists nowhere answer the same 404 with the same body, so a token learns
+nothing about who else is served. There is no 403.
+
+Every integer query parameter goes through `_int`: ASCII digits only (`str.isdigit` accepts
+"²", and `int()` accepts "٣" and "1_000"), at most 9 of them, within explicit bounds; anything
+else is a 400 `bad_parameter` naming the parameter and its bounds, never a 500 from the
+database (a page of 2**63 overflows PostgreSQL's bigint offset).
 """
 
 from __future__ import annotations
@@ -17,17 +27,21 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, jsonify, request, url_for
 
-from ledger import queries, records
-from ledger.milestones import milestone_figures
-from ledger.trust import trust_score
-from webhook_app.intake import Rejected, services
+from ledger import listing, record
+from ledger.milestones import team_milestones
+from ledger.reading import FIRST_YEAR, LAST_YEAR, supported
+from trackrecord.config import ADMIN_TOKEN_ENV
+from webhook_app.errors import Rejected
+from webhook_app.services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 ADMIN = object()  # the principal of the admin token: every client
-ADMIN_TOKEN_ENV = "TRACKRECORD_ADMIN_TOKEN"
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only, and with fullmatch: `\d` takes other scripts' digits and `$` a final newline.
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+INT_RE = re.compile(r"[0-9]{1,9}")
 DEFAULT_PER_PAGE, MAX_PER_PAGE = 50, 500
+MAX_PAGE = 100_000
 
 
 class Unauthorized(Rejected):
@@ -61,17 +75,25 @@ def principal():
     return found
 
 
-def _team(name: str):
+def _not_found(kind: str, name: str) -> Rejected:
+    # One body for "exists nowhere" and "not this token's": it names only what was asked for.
+    return Rejected(404, "not_found", f"no {kind} {name!r} for this token")
+
+
+def _team(who, name: str):
+    """(team, its client) when the token may see the team; 404 otherwise."""
     config = services().settings.config
-    team = config.team(name)
-    if team is None:
-        raise Rejected(404, "unknown_team", f"no team {name!r}")
-    return team, config.client_of(name)
+    team, client = config.team(name), config.client_of(name)
+    if team is None or (who is not ADMIN and client.name != who):
+        raise _not_found("team", name)
+    return team, client
 
 
-def _allow(who, client_name: str) -> None:
-    if who is not ADMIN and who != client_name:
-        raise Rejected(403, "forbidden", "this token does not give access to that client's teams")
+def _client(who, name: str):
+    model = services().settings.config.client(name)
+    if model is None or (who is not ADMIN and model.name != who):
+        raise _not_found("client", name)
+    return model
 
 
 def _date(name: str) -> date:
@@ -79,16 +101,14 @@ def _date(name: str) -> date:
     if not raw:
         raise Rejected(400, "missing_date", f"query parameter {name!r} (YYYY-MM-DD) is required")
     try:
-        if not DATE_RE.match(raw):
+        if not DATE_RE.fullmatch(raw):
             raise ValueError
         day = date.fromisoformat(raw)
     except ValueError:
         raise Rejected(400, "bad_date", f"{name}={raw!r} is not a date YYYY-MM-DD") from None
-    if not records.supported(day):
+    if not supported(day):
         raise Rejected(
-            400,
-            "bad_date",
-            f"{name}={raw!r} is out of range (years {records.FIRST_YEAR} to {records.LAST_YEAR})",
+            400, "bad_date", f"{name}={raw!r} is out of range (years {FIRST_YEAR} to {LAST_YEAR})"
         )
     return day
 
@@ -100,24 +120,26 @@ def _period() -> tuple[date, date]:
     return period_from, period_to
 
 
-def _positive_int(name: str, default: int, most: int | None = None) -> int:
+def _int(name: str, default: int, least: int, most: int) -> int:
+    """The integer query parameter `name`, `default` when absent, else within least..most."""
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or int(raw) < 1 or (most is not None and int(raw) > most):
-        limit = f" and at most {most}" if most else ""
-        raise Rejected(400, f"bad_{name}", f"{name} must be a whole number from 1{limit}")
+    if not INT_RE.fullmatch(raw) or not least <= int(raw) <= most:
+        raise Rejected(
+            400,
+            "bad_parameter",
+            f"{name}={raw[:20]!r}: {name} must be a whole number from {least} to {most}",
+        )
     return int(raw)
 
 
 @bp.get("/teams/<team>/track-record")
 def team_record(team: str):
-    who = principal()
-    model, client = _team(team)
-    _allow(who, client.name)
+    model, _ = _team(principal(), team)
     period_from, period_to = _period()
     with services().sessions() as session:
-        body = records.team_record(
+        body = record.team_record(
             session.connection(), model, period_from=period_from, period_to=period_to
         )
     return jsonify(body)
@@ -125,14 +147,10 @@ def team_record(team: str):
 
 @bp.get("/clients/<client>/track-record")
 def client_record(client: str):
-    who = principal()
-    model = services().settings.config.client(client)
-    if model is None:
-        raise Rejected(404, "unknown_client", f"no client {client!r}")
-    _allow(who, model.name)
+    model = _client(principal(), client)
     period_from, period_to = _period()
     with services().sessions() as session:
-        body = records.record(
+        body = record.record(
             session.connection(),
             teams=[t.name for t in model.teams],
             client=client,
@@ -146,34 +164,26 @@ def client_record(client: str):
 
 @bp.get("/teams/<team>/milestones")
 def milestones(team: str):
-    who = principal()
-    model, client = _team(team)
-    _allow(who, client.name)
-    now = datetime.now(UTC)
+    model, _ = _team(principal(), team)
     with services().sessions() as session:
-        conn = session.connection()
-        history = queries.load_history(conn, teams=[team], as_of=now)
-        trust = trust_score(history, as_of=now, half_life_days=model.trust_half_life_days)
-        rows = queries.scope_rows(conn, team=team, as_of=now)
-    today = now.astimezone(ZoneInfo(model.timezone)).date()
-    return jsonify(
-        team=team,
-        as_of=now.isoformat(),
-        trust_score=trust.as_dict(),
-        milestones=milestone_figures(rows, today=today, trust=trust),
-    )
+        body = team_milestones(
+            session.connection(),
+            team=team,
+            now=datetime.now(UTC),
+            tz=ZoneInfo(model.timezone),
+            half_life_days=model.trust_half_life_days,
+        )
+    return jsonify(body)
 
 
 @bp.get("/teams/<team>/commitments")
 def commitments(team: str):
-    who = principal()
-    _, client = _team(team)
-    _allow(who, client.name)
+    _team(principal(), team)
     period_from, period_to = _period()
-    page = _positive_int("page", 1)
-    per_page = _positive_int("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
+    page = _int("page", 1, 1, MAX_PAGE)
+    per_page = _int("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
     with services().sessions() as session:
-        total, rows = queries.commitments_page(
+        total, rows = listing.commitments_page(
             session.connection(),
             team=team,
             period_from=period_from,

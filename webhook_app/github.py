@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from trackrecord.config import secret_for
+from connectors.github.normalize import ROUTING
+from connectors.routing import Decision
 from webhook_app import intake, signatures
-from webhook_app.intake import Incoming, Rejected
+from webhook_app.errors import Rejected
+from webhook_app.intake import Incoming
 
 bp = Blueprint("github", __name__)
 
-# The events the connectors read. Anything else is refused with 400 so that a hook set to
-# "send me everything" shows the mismatch in GitHub's delivery log instead of silently piling up.
-SUPPORTED_EVENTS = frozenset({"issues", "pull_request", "milestone", "issue_comment"})
 CONTENT_TYPES = ("application/json", "application/x-www-form-urlencoded")
 
 
@@ -23,6 +22,12 @@ def _repo_name(doc: dict) -> str | None:
     return None
 
 
+def shown(name: str | None) -> str:
+    """A name from the body, as an answer quotes it: bounded, whatever the sender put there."""
+    text = repr(name)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 @bp.post("/webhooks/github")
 def receive():
     svc = intake.services()
@@ -31,35 +36,49 @@ def receive():
     mimetype = intake.require_content_type(CONTENT_TYPES)
     event = intake.require_header("X-GitHub-Event")
     delivery_id = intake.require_header("X-GitHub-Delivery")
-    signature = request.headers.get("X-Hub-Signature-256")
-    if not signature:
-        raise Rejected(401, "missing_signature", "header X-Hub-Signature-256 is required")
-
-    # Which secret applies depends on the repository, which is only known from the body.
-    peeked = intake.json_document(body, mimetype, strict=False)
-    source = settings.config.source("github", _repo_name(peeked) or "")
-    secret = secret_for("github", source)
-    if secret is None:
-        raise Rejected(401, "no_secret", "no webhook secret is configured (GITHUB_WEBHOOK_SECRET)")
-    if not signatures.verify(secret, body, signature):
-        intake.log.warning("github.webhook.bad_signature", delivery=delivery_id)
-        raise Rejected(401, "bad_signature", "X-Hub-Signature-256 does not match the body")
-
-    # Parsed once already; the strict parse only runs to word the error for a bad body.
-    doc = peeked or intake.json_document(body, mimetype)
+    # The signature first, over the raw bytes, against every configured GitHub secret: nothing
+    # parses an unverified body. The secret that signed it says which repositories it may
+    # speak for.
+    verified = signatures.verify_request(
+        "github",
+        settings.config,
+        body,
+        request.headers.get("X-Hub-Signature-256"),
+        header_name="X-Hub-Signature-256",
+        delivery=delivery_id,
+    )
+    doc = intake.json_document(body, mimetype)
     if event == "ping":
         return jsonify(delivery=delivery_id, status="pong"), 200
-    if event not in SUPPORTED_EVENTS:
+    # The connector's routing table decides, the same one the worker reads. An unsupported
+    # event is refused with 400 so that a hook set to "send me everything" shows the mismatch in
+    # GitHub's delivery log instead of silently piling up.
+    action = doc.get("action") if isinstance(doc.get("action"), str) else None
+    decision = ROUTING.decide(event, action)
+    if decision is Decision.UNSUPPORTED:
         raise Rejected(
             400,
             "unsupported_event",
-            f"event {event!r} is not handled",
-            supported=sorted(SUPPORTED_EVENTS | {"ping"}),
+            f"event {shown(event)} is not handled",
+            supported=sorted(ROUTING.known),
         )
+    if decision is Decision.IGNORE:
+        return intake.ignored(delivery_id, f"event {shown(event)} carries nothing for the ledger")
     repo = _repo_name(doc)
+    source = settings.config.source("github", repo) if repo else None
     if source is None:
-        return intake.ignored(delivery_id, f"repository {repo!r} is not listed by any team")
-    action = doc.get("action") if isinstance(doc.get("action"), str) else None
+        return intake.ignored(delivery_id, f"repository {shown(repo)} is not listed by any team")
+    # A repository signed for with another repository's secret is not verified.
+    signatures.require_covered(verified, source, delivery=delivery_id)
     return intake.accept(
-        Incoming("github", delivery_id, event, action, source.key, source.team, body)
+        Incoming(
+            "github",
+            delivery_id,
+            event,
+            action,
+            source.key,
+            source.team,
+            body,
+            verified_sources=(source.key,),
+        )
     )

@@ -13,44 +13,41 @@ import hashlib
 
 from flask import Blueprint, request
 
-from trackrecord.config import secret_for
+from connectors.jira.normalize import ROUTING
+from connectors.routing import Decision
 from webhook_app import intake, signatures
-from webhook_app.intake import Incoming, Rejected
+from webhook_app.errors import Rejected
+from webhook_app.github import shown
+from webhook_app.intake import Incoming
 
 bp = Blueprint("jira", __name__)
 
-SUPPORTED_EVENTS = frozenset(
-    {
-        "jira:issue_created",
-        "jira:issue_updated",
-        "jira:issue_deleted",
-        "comment_created",
-        "sprint_created",
-        "sprint_started",
-        "sprint_updated",
-        "sprint_closed",
-        "jira:version_created",
-        "jira:version_updated",
-        "jira:version_released",
-        "jira:version_unreleased",
-    }
-)
-# Sprints and versions carry board or numeric project ids, not project keys: they are kept
-# for every team with Jira sources and resolved by the worker.
+# Sprints and versions carry board or numeric ids, not project keys: they are kept for the Jira
+# projects the signature verifies (those using the same secret), and the worker reaches only
+# their items.
 SITE_WIDE_PREFIXES = ("sprint_", "jira:version_")
 
 
-def _project_key(doc: dict) -> str | None:
+def project_of(doc: dict) -> str | None:
+    """The project an issue payload names: `fields.project.key`, which must be the prefix of
+    `issue.key` (the item the ledger writes). A payload whose two disagree names two projects
+    and is refused: one would choose the secret, the other the item."""
     issue = doc.get("issue")
     if not isinstance(issue, dict):
         return None
-    project = (issue.get("fields") or {}).get("project")
-    if isinstance(project, dict) and isinstance(project.get("key"), str):
-        return project["key"]
+    fields = issue.get("fields")
+    project = fields.get("project") if isinstance(fields, dict) else None
+    named = project.get("key") if isinstance(project, dict) else None
+    named = named if isinstance(named, str) and named else None
     key = issue.get("key")
-    if isinstance(key, str) and "-" in key:
-        return key.rsplit("-", 1)[0]
-    return None
+    prefix = key.rsplit("-", 1)[0] if isinstance(key, str) and "-" in key else None
+    if named is not None and prefix is not None and named.upper() != prefix.upper():
+        raise Rejected(
+            400,
+            "project_mismatch",
+            f"issue {shown(key)} is not in project {shown(named)} (fields.project.key)",
+        )
+    return named or prefix
 
 
 @bp.post("/webhooks/jira")
@@ -64,45 +61,70 @@ def receive():
     if not delivery_id:
         delivery_id = "sha256-" + hashlib.sha256(body).hexdigest()
 
-    peeked = intake.json_document(body, mimetype, strict=False)
-    source = settings.config.source("jira", _project_key(peeked) or "")
-    secret = secret_for("jira", source)
-    signature = request.headers.get("X-Hub-Signature")
-    if secret is not None:
-        if not signature:
-            raise Rejected(401, "missing_signature", "header X-Hub-Signature is required")
-        if not signatures.verify(secret, body, signature):
-            intake.log.warning("jira.webhook.bad_signature", delivery=delivery_id)
-            raise Rejected(401, "bad_signature", "X-Hub-Signature does not match the body")
-    elif not settings.jira_allow_unsigned:
-        raise Rejected(
-            401,
-            "no_secret",
-            "no webhook secret is configured (JIRA_WEBHOOK_SECRET); set one, or set "
-            "TRACKRECORD_JIRA_ALLOW_UNSIGNED=1 for a Jira that cannot sign",
-        )
+    # The signature first, over the raw bytes, against every configured Jira secret: nothing
+    # parses an unverified body. The secret that signed it says which projects it may speak for.
+    verified = signatures.verify_request(
+        "jira",
+        settings.config,
+        body,
+        request.headers.get("X-Hub-Signature"),
+        header_name="X-Hub-Signature",
+        delivery=delivery_id,
+        allow_unsigned=settings.jira_allow_unsigned,
+    )
 
-    doc = peeked or intake.json_document(body, mimetype)
+    doc = intake.json_document(body, mimetype)
     event = doc.get("webhookEvent")
     if not isinstance(event, str) or not event:
         raise Rejected(400, "missing_event", "body has no 'webhookEvent'")
-    if event not in SUPPORTED_EVENTS:
+    action = doc.get("issue_event_type_name")
+    action = action if isinstance(action, str) else None
+    # The connector's routing table decides, the same one the worker reads.
+    decision = ROUTING.decide(event, action)
+    if decision is Decision.UNSUPPORTED:
         raise Rejected(
             400,
             "unsupported_event",
-            f"event {event!r} is not handled",
-            supported=sorted(SUPPORTED_EVENTS),
+            f"event {shown(event)} is not handled",
+            supported=sorted(ROUTING.known),
         )
-    action = doc.get("issue_event_type_name")
-    action = action if isinstance(action, str) else None
+    if decision is Decision.IGNORE:
+        return intake.ignored(delivery_id, f"event {shown(event)} carries nothing for the ledger")
 
     if event.startswith(SITE_WIDE_PREFIXES):
-        if not settings.config.sources("jira"):
-            return intake.ignored(delivery_id, "no team lists a Jira project")
-        return intake.accept(Incoming("jira", delivery_id, event, action, None, None, body))
-    project = _project_key(doc)
+        # No project named: the delivery may reach the items of the projects its secret
+        # verifies, and no others (recorded on the row for the worker).
+        if not verified.sources:
+            reason = "no listed Jira project uses the secret that signed it"
+            return intake.ignored(delivery_id, reason)
+        return intake.accept(
+            Incoming(
+                "jira",
+                delivery_id,
+                event,
+                action,
+                None,
+                None,
+                body,
+                verified_sources=tuple(verified.keys()),
+            )
+        )
+    project = project_of(doc)
+    source = settings.config.source("jira", project) if project else None
     if source is None:
-        return intake.ignored(delivery_id, f"Jira project {project!r} is not listed by any team")
+        return intake.ignored(
+            delivery_id, f"Jira project {shown(project)} is not listed by any team"
+        )
+    signatures.require_covered(verified, source, delivery=delivery_id)
     return intake.accept(
-        Incoming("jira", delivery_id, event, action, source.key, source.team, body)
+        Incoming(
+            "jira",
+            delivery_id,
+            event,
+            action,
+            source.key,
+            source.team,
+            body,
+            verified_sources=(source.key,),
+        )
     )

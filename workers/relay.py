@@ -1,8 +1,11 @@
 """relay_pending: the database is the source of truth; this puts Redis back in step with it.
 
 It enqueues deliveries stored while Redis was down (pending), and re-enqueues deliveries
-marked queued whose job Redis no longer holds (a Redis restarted without persistence) or whose
-job ended without processing them (a worker killed mid-job after its retries ran out).
+marked queued whose job Redis no longer holds (a Redis restarted without persistence), whose
+job ended without processing them (a worker killed mid-job after its retries ran out), or whose
+job is `started` by a worker that is gone (killed, or its machine lost: no heartbeat for
+WORKER_STALE_SECONDS). The job goes back on the queue under the same id; processing it twice
+is harmless, since process_delivery claims the row first.
 """
 
 from __future__ import annotations
@@ -14,10 +17,16 @@ from sqlalchemy import select, update
 
 from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, DeliveryStatus
-from trackrecord.queue import enqueue_delivery, get_queue, job_is_live, redis_from_url
+from trackrecord.queue import forget_executions, get_queue, job_is_live, redis_from_url
 from workers import context
+from workers.enqueue import enqueue_delivery, job_id, mark_queued
 
 log = get_logger("workers.relay")
+
+# Two relays at once (the scheduler's and a worker's) must not both enqueue one delivery: the
+# first to set this key does, for a while longer than one relay of a delivery takes.
+LOCK_PREFIX = "trackrecord:relay:"
+LOCK_SECONDS = 30
 
 
 @dataclass
@@ -67,7 +76,8 @@ def relay_pending(min_age_seconds: float | None = None, batch: int = 500) -> dic
 
 
 def _relay_one(Session, queue, redis, max_attempts, row_id, status, attempts, result) -> None:
-    if status == DeliveryStatus.QUEUED and job_is_live(redis, f"delivery-{row_id}"):
+    job = job_id(row_id)
+    if status == DeliveryStatus.QUEUED and job_is_live(redis, job):
         result.live += 1
         return
     if attempts >= max_attempts:
@@ -83,15 +93,11 @@ def _relay_one(Session, queue, redis, max_attempts, row_id, status, attempts, re
         result.gave_up += 1
         log.error("relay.gave_up", row=row_id, attempts=attempts)
         return
+    if not redis.set(LOCK_PREFIX + job, 1, nx=True, ex=LOCK_SECONDS):
+        return  # another relay is enqueueing it right now
+    if forget_executions(redis, queue, job):
+        log.warning("relay.worker_lost", row=row_id, job=job)
     enqueue_delivery(queue, row_id)
     with Session() as session, session.begin():
-        session.execute(
-            update(Delivery)
-            .where(Delivery.id == row_id, Delivery.status == status)
-            .values(
-                status=DeliveryStatus.QUEUED,
-                queued_at=datetime.now(UTC),
-                attempts=Delivery.attempts + 1,
-            )
-        )
+        mark_queued(session, row_id, status)
     result.enqueued += 1

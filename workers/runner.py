@@ -6,16 +6,25 @@ from rq import Worker
 
 from trackrecord.config import Settings
 from trackrecord.logs import get_logger
-from trackrecord.queue import get_queue, redis_from_url
+from trackrecord.queue import WORKER_HEARTBEAT_SECONDS, get_queue, redis_from_url
 
 log = get_logger("workers.runner")
 
-RELAY_EVERY_SECONDS = 60
+# A killed worker's job is seen as lost WORKER_STALE_SECONDS after its last beat; relaying every
+# 20 s puts it back on the queue within a minute of the kill (issue 8).
+RELAY_EVERY_SECONDS = 20
 
 
 class TrackrecordWorker(Worker):
     """An RQ worker that also relays: after RQ's own registry clean-up (which retries or fails
-    jobs whose worker died), it re-enqueues deliveries Redis lost or never had."""
+    jobs whose worker died), it re-enqueues deliveries Redis lost or never had.
+
+    It beats every WORKER_HEARTBEAT_SECONDS while it runs a job (RQ's default is 30 s), so that
+    relay, which the scheduler runs every minute, can tell a killed worker's job from a running
+    one within WORKER_STALE_SECONDS of the kill (trackrecord.queue.job_is_live)."""
+
+    def __init__(self, *args, job_monitoring_interval: int = WORKER_HEARTBEAT_SECONDS, **kwargs):
+        super().__init__(*args, job_monitoring_interval=job_monitoring_interval, **kwargs)
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
@@ -29,6 +38,12 @@ def _relay_quietly(min_age_seconds: float | None) -> None:
         relay_pending(min_age_seconds=min_age_seconds)
     except Exception as exc:  # a relay failure must never stop the worker
         log.warning("relay.failed", error=type(exc).__name__, detail=str(exc)[:200])
+    from workers.postback import relay_postbacks
+
+    try:  # comments whose job Redis never got, or whose worker died mid-post (issue 9)
+        relay_postbacks(min_age_seconds=30 if min_age_seconds is None else min_age_seconds)
+    except Exception as exc:
+        log.warning("postback.relay_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> bool:

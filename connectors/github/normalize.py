@@ -1,19 +1,27 @@
 """GitHub webhook payloads become domain events.
 
-Routing is data: `ROUTES` maps (X-GitHub-Event, action) to a small pure handler; pairs that
-carry nothing for the ledger are listed in `IGNORED`. Payload reference:
-https://docs.github.com/en/webhooks/webhook-events-and-payloads
+Routing is data: `ROUTING` maps (X-GitHub-Event, action) to a small pure handler, and lists what
+is received on purpose and dropped; the webhook view and the worker both read it. Whatever the
+action, an issue or pull request payload is also read for what it shows now (`evidence`).
+Payload reference: https://docs.github.com/en/webhooks/webhook-events-and-payloads
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
-from ledger.events import DomainEvent, EventKind
+from connectors.github import links as found_links
+from connectors.github import shapes
+from connectors.routing import ANY, RoutingTable
+from connectors.shapes import InvalidPayload
+from ledger.events import DomainEvent, EventKind, with_evidence
+from trackrecord.logs import get_logger
+
+log = get_logger("connectors.github")
 
 Payload = dict[str, Any]
 
@@ -22,22 +30,39 @@ Payload = dict[str, Any]
 class GithubConfig:
     size_label_prefix: str = "size:"
     size_values: tuple[str, ...] = ("XS", "S", "M", "L", "XL")
-    # Project keys a PR may name; None accepts any KEY-123, which also matches words like UTF-8.
+    # Every configured repository as the configuration spells it. GitHub names are
+    # case-insensitive, so `acme-corp/platform` and `Acme-Corp/Platform` are one repository: item
+    # and milestone keys take the configured spelling, or lower case for a repository not
+    # listed. None (no configuration: tests, tools) keeps the payload's spelling.
+    repositories: frozenset[str] | None = None
+    # Lower-case names of the repositories a pull request may close issues in: its client's.
+    # None accepts any repository.
+    link_repositories: frozenset[str] | None = None
+    # Jira projects a pull request may name: its client's. None accepts any KEY-123, which also
+    # matches words like UTF-8.
     jira_projects: frozenset[str] | None = None
     # When the delivery arrived. A deletion has no time of its own in the payload (the object's
     # updated_at is its last edit, maybe weeks before), so it is dated by its arrival.
     received_at: datetime | None = None
 
+    @cached_property
+    def _spellings(self) -> dict[str, str]:
+        return {name.lower(): name for name in self.repositories or ()}
+
+    def canonical(self, repo: str) -> str:
+        """The one spelling of a repository's name that item keys use."""
+        if self.repositories is None:
+            return repo
+        return self._spellings.get(repo.lower(), repo.lower())
+
+    def may_link_repository(self, repo: str) -> bool:
+        return self.link_repositories is None or repo.lower() in self.link_repositories
+
+    def may_link_jira(self, key: str) -> bool:
+        return self.jira_projects is None or key.rsplit("-", 1)[0] in self.jira_projects
+
 
 DEFAULT = GithubConfig()
-
-# https://docs.github.com/en/issues/tracking-your-work-with-issues/linking-a-pull-request-to-an-issue
-_CLOSING = re.compile(
-    r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+"
-    r"(?:https://github\.com/)?(?P<repo>[\w.-]+/[\w.-]+)?(?:#|/issues/)(?P<num>\d+)",
-    re.IGNORECASE,
-)
-_JIRA_KEY = re.compile(r"(?<![A-Za-z0-9])([A-Z][A-Z0-9_]+-\d+)(?![0-9])")
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -66,6 +91,10 @@ def _item(payload: Payload) -> Payload:
     return payload.get("pull_request") or payload["issue"]
 
 
+def _login(user: Payload | None) -> str | None:
+    return (user or {}).get("login")
+
+
 def _size(item: Payload, cfg: GithubConfig) -> str | None:
     prefix = cfg.size_label_prefix.lower()
     for label in item.get("labels") or []:
@@ -77,35 +106,62 @@ def _size(item: Payload, cfg: GithubConfig) -> str | None:
     return None
 
 
-def _links(payload: Payload, item: Payload, cfg: GithubConfig) -> tuple[str, ...]:
+def named_items(payload: Payload, cfg: GithubConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The items a pull request names (closing keywords in its body, Jira keys in its title and
+    branch), split into those it may deliver and those it may not: a pull request reaches only
+    its own client's repositories and Jira projects (`GithubConfig.link_repositories`,
+    `jira_projects`), so `Fixes beta-org/app#50` in another client's pull request delivers
+    nothing there.
+    """
     if "pull_request" not in payload:
-        return ()
-    repo = payload["repository"]["full_name"]
-    found = {
-        f"github:{m['repo'] or repo}#{m['num']}" for m in _CLOSING.finditer(item.get("body") or "")
-    }
+        return (), ()
+    item = payload["pull_request"]
+    own = payload["repository"]["full_name"]
+    kept: set[str] = set()
+    ignored: set[str] = set()
+    for repo, number in found_links.closing_refs(item.get("body") or ""):
+        if repo is None or repo.lower() == own.lower():
+            kept.add(f"github:{own}#{number}")
+        else:
+            key = f"github:{cfg.canonical(repo)}#{number}"
+            (kept if cfg.may_link_repository(repo) else ignored).add(key)
     text = f"{item.get('title') or ''} {(item.get('head') or {}).get('ref') or ''}"
-    for key in _JIRA_KEY.findall(text):
-        if cfg.jira_projects is None or key.split("-")[0] in cfg.jira_projects:
-            found.add(f"jira:{key}")
-    return tuple(sorted(found))
+    for key in found_links.jira_keys(text):
+        (kept if cfg.may_link_jira(key) else ignored).add(f"jira:{key}")
+    return tuple(sorted(kept)), tuple(sorted(ignored))
+
+
+def _links(payload: Payload) -> tuple[str, ...]:
+    # Read once per delivery by `normalize`, which logs what it ignored.
+    return payload.get(_LINKS, ())
+
+
+_LINKS = "_links"  # the clean payload's own key: GitHub's fields never start with "_"
+
+
+def _identity(payload: Payload) -> dict[str, Any]:
+    """Which item a payload is about: its key and whether it is a pull request."""
+    item = _item(payload)
+    is_pr = "pull_request" in payload or "pull_request" in item
+    return {
+        "source": "github",
+        "item_key": f"github:{payload['repository']['full_name']}#{item['number']}",
+        "item_type": "pull_request" if is_pr else "issue",
+    }
 
 
 def _event(
     payload: Payload, kind: EventKind, at: str | None, cfg: GithubConfig, **extra: Any
 ) -> DomainEvent:
     item = _item(payload)
-    is_pr = "pull_request" in payload or "pull_request" in item
     fields: dict[str, Any] = {
-        "source": "github",
-        "item_key": f"github:{payload['repository']['full_name']}#{item['number']}",
+        **_identity(payload),
         "kind": kind,
         "at": parse_time(at or item["updated_at"]),
         "size": _size(item, cfg),
-        "links": _links(payload, item, cfg),
-        "actor": (payload.get("sender") or {}).get("login"),
+        "links": _links(payload),
+        "actor": _login(payload.get("sender")),
         "title": item.get("title"),
-        "item_type": "pull_request" if is_pr else "issue",
     }
     fields.update(extra)
     return DomainEvent(**fields)
@@ -113,6 +169,8 @@ def _event(
 
 def _promise(payload: Payload, at: str, cfg: GithubConfig) -> DomainEvent:
     milestone = payload.get("milestone") or _item(payload).get("milestone")
+    if milestone is None:
+        raise InvalidPayload("milestone: a milestoned action names its milestone")
     return _event(
         payload,
         EventKind.PROMISE_SET,
@@ -126,7 +184,7 @@ def _promise(payload: Payload, at: str, cfg: GithubConfig) -> DomainEvent:
 def opened(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
     item = _item(payload)
     events = [
-        _event(payload, EventKind.OPENED, item["created_at"], cfg, actor=item["user"]["login"])
+        _event(payload, EventKind.OPENED, item["created_at"], cfg, actor=_login(item.get("user")))
     ]
     # Born in a milestone: promised at creation. A milestone without a due date is no promise.
     if due_date(item.get("milestone")):
@@ -151,14 +209,14 @@ def issue_closed(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
     # state_reason is absent before 2022 and null for API closes: both mean completed.
     reason = issue.get("state_reason") or "completed"
     kind = EventKind.DROPPED if reason in ("not_planned", "duplicate") else EventKind.DELIVERED
-    return [_event(payload, kind, issue["closed_at"], cfg, resolution=reason)]
+    return [_event(payload, kind, issue.get("closed_at"), cfg, resolution=reason)]
 
 
 def pr_closed(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
     pr = payload["pull_request"]
     if pr.get("merged") or pr.get("merged_at"):
-        return [_event(payload, EventKind.DELIVERED, pr["merged_at"], cfg, resolution="merged")]
-    return [_event(payload, EventKind.DROPPED, pr["closed_at"], cfg, resolution="unmerged")]
+        return [_event(payload, EventKind.DELIVERED, pr.get("merged_at"), cfg, resolution="merged")]
+    return [_event(payload, EventKind.DROPPED, pr.get("closed_at"), cfg, resolution="unmerged")]
 
 
 def reopened(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
@@ -195,16 +253,22 @@ def commented(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
             EventKind.COMMENTED,
             comment["created_at"],
             cfg,
-            actor=comment["user"]["login"],
+            actor=_login(comment.get("user")),
         )
     ]
 
 
 def milestone_changed(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
-    """A new due date for a whole milestone; the payload does not list the items in it."""
+    """A milestone's due date, keyed by the milestone; the payload does not list its items.
+
+    A deletion withdraws it and `changes.due_on` may clear it. Any other milestone payload
+    (created, closed, an edit of the title) states the date as it stands, which heals a lost
+    `edited`; without a date it says nothing, because evidence withdraws nothing.
+    """
     milestone = payload["milestone"]
-    deleted_ = payload["action"] == "deleted"
-    if not deleted_ and "due_on" not in (payload.get("changes") or {}):
+    deleted_ = payload.get("action") == "deleted"
+    changed = "due_on" in (payload.get("changes") or {})
+    if not (deleted_ or changed or due_date(milestone)):
         return []
     key = milestone_key(payload, milestone)
     return [
@@ -215,12 +279,119 @@ def milestone_changed(payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
             at=parse_time((deleted_ and _deleted_at(cfg)) or milestone["updated_at"]),
             # A deleted milestone promises nothing any more: its items are descoped.
             promised_date=None if deleted_ else due_date(milestone),
-            actor=(payload.get("sender") or {}).get("login"),
+            actor=_login(payload.get("sender")),
             title=milestone.get("title"),
             scope=key,
             snapshot=False,
         )
     ]
+
+
+def _fact(payload: Payload, kind: EventKind, at: str, **extra: Any) -> DomainEvent:
+    """An evidence event: no snapshot and no sender, so every payload that shows the same fact
+    (the same opening, the same close) yields the same event, stored once."""
+    fields: dict[str, Any] = {
+        **_identity(payload),
+        "kind": kind,
+        "at": parse_time(at),
+        "snapshot": False,
+    }
+    fields.update(extra)
+    return DomainEvent(**fields)
+
+
+def _shown_close(payload: Payload, cfg: GithubConfig) -> DomainEvent | None:
+    """The close the item's state shows, at its own time, or None while it is open."""
+    item = _item(payload)
+    if item.get("state") != "closed":
+        return None
+    if "pull_request" in payload:
+        if item.get("merged") or item.get("merged_at"):
+            links = _links(payload)  # a merge delivers what the PR names
+            return _fact(
+                payload, EventKind.DELIVERED, item["merged_at"], resolution="merged", links=links
+            )
+        if item.get("closed_at"):
+            return _fact(payload, EventKind.DROPPED, item["closed_at"], resolution="unmerged")
+        return None
+    if not item.get("closed_at"):
+        return None
+    if "pull_request" in item:
+        # An issue-shaped pull request (issues, issue_comment) says whether it merged only in
+        # `pull_request.merged_at`, which older payloads lack: then it says nothing.
+        shape = item.get("pull_request") or {}
+        if "merged_at" not in shape:
+            return None
+        if shape["merged_at"]:
+            return _fact(payload, EventKind.DELIVERED, shape["merged_at"], resolution="merged")
+        return _fact(payload, EventKind.DROPPED, item["closed_at"], resolution="unmerged")
+    reason = item.get("state_reason") or "completed"
+    kind = EventKind.DROPPED if reason in ("not_planned", "duplicate") else EventKind.DELIVERED
+    return _fact(payload, kind, item["closed_at"], resolution=reason)
+
+
+def _shown_at(event: str, payload: Payload, close: DomainEvent | None) -> str:
+    """When the payload showed the item as it is: its action's own time.
+
+    A closing payload proves the milestone stood at the close, so it dates its promise there
+    (the rank puts a promise before a delivery in the same second). A comment may leave the
+    issue's updated_at behind, so the later of the two.
+    """
+    item = _item(payload)
+    action = payload.get("action")
+    if action == "opened":
+        return item["created_at"]
+    if action == "closed" and item.get("state") == "closed":
+        if close is not None:
+            return close.at.isoformat()
+        return item.get("closed_at") or item["updated_at"]
+    if event == "issue_comment":
+        comment = payload.get("comment") or {}
+        times = [item["updated_at"], comment.get("updated_at"), comment.get("created_at")]
+        return max((t for t in times if t), key=parse_time)
+    return item["updated_at"]
+
+
+def evidence(event: str, payload: Payload, cfg: GithubConfig) -> list[DomainEvent]:
+    """What an issue or pull request payload shows about its item, whatever its action.
+
+    Opened at created_at by its author; the milestone it is in (a promise when the milestone has
+    a due date, a sighting in an undated one), dated at the payload's own time; and its close,
+    at closed_at or merged_at. Nothing is read from what the payload does not show: a payload
+    without a milestone withdraws nothing (docs/ledger.md, "Evidence from the current state").
+    """
+    item = _item(payload) if event in ("issues", "pull_request", "issue_comment") else None
+    if not item or not item.get("created_at") or not item.get("updated_at"):
+        return []
+    opener = _login(item.get("user"))
+    facts = [_fact(payload, EventKind.OPENED, item["created_at"], actor=opener)]
+    close = _shown_close(payload, cfg)
+    milestone = item.get("milestone")
+    # A closed item's later payload cannot say whether its milestone came before the close;
+    # only the closing payload proves that, so only it is read for the promise.
+    closing = payload.get("action") == "closed" and item.get("state") == "closed"
+    readable = item.get("state") != "closed" or closing
+    if readable and milestone and milestone.get("number") is not None:
+        at = _shown_at(event, payload, close)
+        scope = milestone_key(payload, milestone)
+        if due_date(milestone):
+            promised = due_date(milestone)
+            at_close = closing and close is not None  # it stood at the close it reports
+            facts.append(
+                _fact(
+                    payload,
+                    EventKind.PROMISE_SET,
+                    at,
+                    promised_date=promised,
+                    scope=scope,
+                    at_close=at_close,
+                )
+            )
+        else:
+            facts.append(_fact(payload, EventKind.PLANNED, at, scope=scope))
+    if close is not None:
+        facts.append(close)
+    return facts
 
 
 # author_association values that make a person part of the team for first response.
@@ -235,75 +406,74 @@ def team_logins(payload: Payload) -> set[str]:
     item's first response needs no organisation API call and no hand-kept member list.
     """
     found: set[str] = set()
+    if not isinstance(payload, dict):
+        return found
     for key in ("issue", "pull_request", "comment"):
         obj = payload.get(key)
         if isinstance(obj, dict) and obj.get("author_association") in TEAM_ASSOCIATIONS:
-            login = (obj.get("user") or {}).get("login")
-            if login:
+            user = obj.get("user")
+            login = user.get("login") if isinstance(user, dict) else None
+            if isinstance(login, str) and 0 < len(login) <= 100:
                 found.add(login)
     return found
 
 
 Handler = Callable[[Payload, GithubConfig], list[DomainEvent]]
 
-ROUTES: dict[tuple[str, str], Handler] = {
-    ("issues", "opened"): opened,
-    ("issues", "milestoned"): milestoned,
-    ("issues", "demilestoned"): demilestoned,
-    ("issues", "closed"): issue_closed,
-    ("issues", "reopened"): reopened,
-    ("issues", "edited"): updated,
-    ("issues", "labeled"): updated,
-    ("issues", "unlabeled"): updated,
-    ("issues", "deleted"): deleted,
-    ("issues", "transferred"): transferred,
-    ("pull_request", "opened"): opened,
-    ("pull_request", "milestoned"): milestoned,
-    ("pull_request", "demilestoned"): demilestoned,
-    ("pull_request", "closed"): pr_closed,
-    ("pull_request", "reopened"): reopened,
-    ("pull_request", "edited"): updated,
-    ("pull_request", "labeled"): updated,
-    ("pull_request", "unlabeled"): updated,
-    ("issue_comment", "created"): commented,
-    ("milestone", "edited"): milestone_changed,
-    ("milestone", "deleted"): milestone_changed,
-}
-
-# Received, understood, and deliberately without effect on the ledger.
-IGNORED: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("ping", ""),
-        ("milestone", "created"),  # an empty milestone promises nothing yet
-        ("milestone", "opened"),
-        ("milestone", "closed"),  # closing a milestone settles nothing; items settle each
-        ("issues", "assigned"),
-        ("issues", "unassigned"),
-        ("issues", "pinned"),
-        ("issues", "unpinned"),
-        ("issues", "locked"),
-        ("issues", "unlocked"),
-        ("issue_comment", "edited"),
-        ("issue_comment", "deleted"),
-        ("pull_request", "assigned"),
-        ("pull_request", "unassigned"),
-        ("pull_request", "synchronize"),
-        ("pull_request", "ready_for_review"),
-        ("pull_request", "converted_to_draft"),
-        ("pull_request", "review_requested"),
-        ("pull_request", "review_request_removed"),
-        ("pull_request", "auto_merge_enabled"),
-        ("pull_request", "auto_merge_disabled"),
-    }
+ROUTING: RoutingTable[Handler] = RoutingTable(
+    routes={
+        ("issues", "opened"): opened,
+        ("issues", "milestoned"): milestoned,
+        ("issues", "demilestoned"): demilestoned,
+        ("issues", "closed"): issue_closed,
+        ("issues", "reopened"): reopened,
+        ("issues", "deleted"): deleted,
+        ("issues", "transferred"): transferred,
+        # Every other action (edited, labeled, assigned, pinned, ...) still carries the whole
+        # issue: its title and size, and the evidence of its milestone and state.
+        ("issues", ANY): updated,
+        ("pull_request", "opened"): opened,
+        ("pull_request", "milestoned"): milestoned,
+        ("pull_request", "demilestoned"): demilestoned,
+        ("pull_request", "closed"): pr_closed,
+        ("pull_request", "reopened"): reopened,
+        ("pull_request", ANY): updated,  # synchronize, review_requested, ...
+        ("issue_comment", "created"): commented,
+        ("issue_comment", ANY): updated,  # edited, deleted: the issue is in the payload too
+        # created, edited, closed, opened: the milestone's due date; deleted: none any more.
+        ("milestone", ANY): milestone_changed,
+    },
+    # The webhook view answers a ping itself ("pong"); listed so that the table is complete.
+    ignored=frozenset({("ping", ANY)}),
 )
 
-
-def classify(event: str, action: str | None) -> str:
-    """'routed', 'ignored' or 'unknown', so intake can record why nothing happened."""
-    key = (event, action or "")
-    return "routed" if key in ROUTES else "ignored" if key in IGNORED else "unknown"
+# The events the connector reads: anything else is refused (400 unsupported_event), so that a
+# hook set to "send me everything" shows the mismatch in GitHub's delivery log. Reconciliation
+# redelivers only these.
+SUPPORTED_EVENTS = ROUTING.events
 
 
 def normalize(event: str, payload: Payload, config: GithubConfig = DEFAULT) -> list[DomainEvent]:
-    handler = ROUTES.get((event, payload.get("action") or ""))
-    return handler(payload, config) if handler else []
+    """The domain events of one delivery, or InvalidPayload when a field the handlers read does
+    not have its shape (connectors/github/shapes.py)."""
+    if not isinstance(payload, dict):
+        raise InvalidPayload("payload: not a JSON object")
+    action = payload.get("action")
+    if action is not None and not isinstance(action, str):
+        raise InvalidPayload("action: not a string")
+    handler = ROUTING.handler(event, action)
+    if handler is None:
+        return []
+    clean = shapes.parse(event, payload, config.canonical)
+    kept, ignored = named_items(clean, config)
+    if ignored:
+        # Not this client's repository or Jira project: a pull request changes only its own
+        # client's record (docs/ledger.md, "Linked deliveries").
+        log.warning(
+            "github.link_ignored",
+            repo=clean["repository"]["full_name"],
+            number=clean["pull_request"]["number"],
+            ignored=list(ignored),
+        )
+    clean[_LINKS] = kept
+    return with_evidence(handler(clean, config), evidence(event, clean, config))
