@@ -18,7 +18,8 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-# ledger.tables.SETTLE_AT_SQL, frozen here: a migration must not change with the code.
+# ledger.tables.settle_instant in SQL, as the rule stood at 0004, frozen here: a migration
+# must not change with the code.
 SETTLE_AT_SQL = (
     "CASE WHEN promised_date IS NULL OR outcome NOT IN "
     "('early', 'on_time', 'late', 'missed', 'dropped', 'descoped', 'pending') THEN NULL "

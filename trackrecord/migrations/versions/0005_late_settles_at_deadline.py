@@ -20,8 +20,8 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-# ledger.tables.SETTLE_AT_SQL for a late row, frozen here: a migration must not change with
-# the code. Rows with no promised date are not promises (settle_at stays NULL).
+# ledger.tables.settle_instant for a late row, in SQL, frozen here: a migration must not
+# change with the code. Rows with no promised date are not promises (settle_at stays NULL).
 _LATE = "outcome = 'late' AND promised_date IS NOT NULL"
 
 
