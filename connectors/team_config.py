@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from connectors.github.normalize import GithubConfig
-from connectors.jira.normalize import JiraConfig
+from connectors.github.payload import GithubConfig
+from connectors.jira.fields import JiraConfig
 from trackrecord.config import Config
 
 

@@ -17,7 +17,7 @@ from github.GithubObject import GithubObject
 from connectors import backfill_state, team_config
 from connectors.backfill_state import Fetched, Progress
 from connectors.github.history import item_history
-from connectors.github.normalize import parse_time
+from connectors.github.payload import parse_time
 from connectors.github_api import github_client
 from ledger import store
 from trackrecord.config import Config, Source

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.github import normalize
-from connectors.github.normalize import DEFAULT, GithubConfig
+from connectors.github.payload import DEFAULT, GithubConfig, parse_time
 from ledger.events import DomainEvent
 
 Payload = dict[str, Any]
@@ -43,7 +43,7 @@ def item_history(
     alone says merged_at and the head branch), `milestones` maps title -> milestone object
     (timeline entries name a milestone by title only; GitHub keeps titles unique per repo).
 
-    Every payload is also read for what it shows (`normalize.evidence`: its milestone, its
+    Every payload is also read for what it shows (`connectors.github.evidence`: its milestone, its
     state), so each replayed payload shows the item as it stood at that moment, not as it is
     now: the milestone in force, open or closed, merged or not. Today's milestone in an early
     payload would promise what was only filed later, perhaps after the close.
@@ -150,4 +150,4 @@ def _closed(at: str) -> Payload:
 def _same_second(a: str | None, b: str | None) -> bool:
     if not a or not b:
         return False
-    return abs((normalize.parse_time(a) - normalize.parse_time(b)).total_seconds()) < 2
+    return abs((parse_time(a) - parse_time(b)).total_seconds()) < 2

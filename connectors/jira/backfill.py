@@ -24,8 +24,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from connectors import backfill_state, team_config
 from connectors.backfill_state import Fetched, Progress
+from connectors.jira.fields import parse_time
 from connectors.jira.history import issue_history
-from connectors.jira.normalize import parse_time
 from connectors.jira_api import jira_client
 from trackrecord.config import Config, Source
 

@@ -16,8 +16,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from connectors.jira import fields as jira_fields
 from connectors.jira import normalize
-from connectors.jira.normalize import DEFAULT, JiraConfig, parse_time
+from connectors.jira.fields import DEFAULT, JiraConfig, parse_time
 from ledger.events import DomainEvent
 
 Payload = dict[str, Any]
@@ -27,7 +28,7 @@ def sprint_field(fields: Payload, cfg: JiraConfig) -> str | None:
     if cfg.sprint_field:
         return cfg.sprint_field
     for name, value in fields.items():
-        if name.startswith("customfield_") and normalize.sprints(
+        if name.startswith("customfield_") and jira_fields.sprints(
             {name: value}, replace(cfg, sprint_field=name)
         ):
             return name
@@ -90,7 +91,7 @@ def _known(fields: Payload, versions: dict[str, Payload], cfg: JiraConfig) -> di
     field = sprint_field(fields, cfg)
     known["sprint_field"] = field
     if field:
-        for sprint in normalize.sprints(fields, replace(cfg, sprint_field=field)):
+        for sprint in jira_fields.sprints(fields, replace(cfg, sprint_field=field)):
             known[f"sprint/{sprint['id']}"] = sprint
     if fields.get("status"):
         known[f"status/{fields['status'].get('id')}"] = fields["status"]
@@ -102,7 +103,7 @@ def _at(fields: Payload, at: datetime, known: dict[str, Any]) -> Payload:
     out = dict(fields)
     if field and fields.get(field):
         sprints = [s for s in fields[field] if isinstance(s, dict)] or [
-            known[f"sprint/{s['id']}"] for s in normalize.sprints({field: fields[field]}, DEFAULT)
+            known[f"sprint/{s['id']}"] for s in jira_fields.sprints({field: fields[field]}, DEFAULT)
         ]
         out[field] = [_sprint_at(s, at) for s in sprints]
     return out
@@ -133,7 +134,8 @@ def issue_history(
     created = parse_time(fields_now["created"])
 
     def payload(fields: Payload, **extra) -> Payload:
-        # `self` says the site, which version and sprint scope keys name (normalize.scope_key).
+        # `self` says the site, which version and sprint scope keys name
+        # (connectors.jira.fields.scope_key).
         shown = {"key": issue["key"], "id": issue.get("id"), "self": issue.get("self")}
         return {"issue": {**shown, "fields": fields}, **extra}
 

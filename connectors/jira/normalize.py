@@ -9,183 +9,26 @@ Payload reference: https://developer.atlassian.com/server/jira/platform/webhooks
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from connectors.jira import shapes
+from connectors.jira.fields import (
+    DEFAULT,
+    PROMISE_FIELDS,
+    JiraConfig,
+    Payload,
+    event_time,
+    parse_time,
+    promise,
+    scope_key,
+    site_of_issue,
+    story_points,
+)
 from connectors.routing import ANY, RoutingTable
-from connectors.shapes import InvalidPayload, numeric_id, parse_instant, site_host
+from connectors.shapes import InvalidPayload, site_host
 from ledger.events import DomainEvent, EventKind, with_evidence
-
-Payload = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class JiraConfig:
-    story_points_field: str = "customfield_10016"
-    # None: find the sprint field by its shape, because its id differs per Jira site.
-    sprint_field: str | None = None
-    drop_resolutions: frozenset[str] = frozenset(
-        {"won't do", "won't fix", "duplicate", "cannot reproduce", "declined"}
-    )
-    # Changelogs name statuses, not categories: a move out of one of these is a reopen.
-    done_statuses: frozenset[str] = frozenset({"done", "resolved", "closed"})
-
-
-DEFAULT = JiraConfig()
-_PROMISE_FIELDS = {"duedate", "fixversions", "fix version", "sprint"}
-_SERVER_SPRINT = "com.atlassian.greenhopper.service.sprint.Sprint"
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """Jira writes offsets without a colon ("2019-05-07T10:11:12.345+0000").
-
-    Fractions are dropped: ties within one second are settled by the life rank instead, the
-    same way as for GitHub, whose timestamps have whole seconds.
-    """
-    if not value:
-        return None
-    return datetime.fromisoformat(value).astimezone(UTC).replace(microsecond=0)
-
-
-def event_time(payload: Payload) -> datetime:
-    """`timestamp` (ms) is when Jira fired the webhook, right after the change it reports."""
-    if payload.get("timestamp"):
-        return datetime.fromtimestamp(payload["timestamp"] // 1000, tz=UTC)
-    issue = payload.get("issue") or {}
-    updated = parse_time((issue.get("fields") or {}).get("updated"))
-    if updated is None:
-        raise InvalidPayload("timestamp: required when there is no issue.fields.updated")
-    return updated
-
-
-def scope_key(kind: str, site: str, ident: str) -> str:
-    """`jira:<site host>/version/<id>` or `jira:<site host>/sprint/<id>`: version and sprint ids
-    are numbered per Jira site, and their events name no project, so the site is part of the key
-    (docs/ledger.md, "Scope keys")."""
-    return f"jira:{site}/{kind}/{ident}"
-
-
-def sprints(fields: Payload, cfg: JiraConfig) -> list[Payload]:
-    """The sprint entries of the sprint field, found by shape when its id is not configured.
-
-    The field is a custom field whose shape is the site's: entries that are not recognisably a
-    sprint with an id are skipped, never a reason to fail.
-    """
-    if cfg.sprint_field:
-        candidates = [fields.get(cfg.sprint_field)]
-    else:
-        candidates = [v for k, v in fields.items() if k.startswith("customfield_")]
-    found: list[Payload] = []
-    for value in candidates:
-        for entry in value if isinstance(value, list) else []:
-            # Cloud's sprint objects; a future sprint may have no dates yet, but has a board.
-            if (
-                isinstance(entry, dict)
-                and "state" in entry
-                and ("endDate" in entry or "boardId" in entry)
-            ):
-                sprint = entry
-            elif isinstance(entry, str) and entry.startswith(_SERVER_SPRINT):
-                # Server/Data Center sends "...Sprint@1a2b[id=3,state=ACTIVE,endDate=...]".
-                sprint = _server_sprint(entry)
-            else:
-                continue
-            if numeric_id(sprint.get("id")) is not None:
-                found.append(sprint)
-    return found
-
-
-def _server_sprint(entry: str) -> Payload:
-    """The key=value pairs of a Server sprint string, split on commas: linear in its length,
-    whatever it holds (a backtracking pattern over it was not)."""
-    body = entry.split("[", 1)[-1]
-    out: Payload = {}
-    for part in body.removesuffix("]").split(","):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if sep and name and name.replace("_", "a").isalnum() and name.isascii():
-            out[name] = value.split("]", 1)[0]
-    return out
-
-
-def _sprint_end(sprint: Payload) -> datetime | None:
-    # Server writes "<null>" for a date not set; anything that is not a time says nothing.
-    value = sprint.get("endDate")
-    return parse_time(value) if parse_instant(value) is not None else None
-
-
-def _sprint_state(sprint: Payload) -> str:
-    state = sprint.get("state")
-    return state.lower() if isinstance(state, str) else ""
-
-
-def _site_of(obj: Payload, site: str | None, what: str) -> str:
-    # The object's own link says its site; entries that have none (Cloud's sprint objects,
-    # Server's sprint strings) are on the issue's.
-    found = site_host(obj.get("self")) or site
-    if found is None:
-        raise InvalidPayload(f"issue.self: required to know the Jira site of {what}")
-    return found
-
-
-def promise(
-    fields: Payload, cfg: JiraConfig, site: str | None = None
-) -> tuple[date | None, datetime | None, str | None]:
-    """The promised date, the instant it ends when it is a sprint's, and where it came from:
-    due date, else fix version, else sprint. `site` is the host of the issue's `self` link.
-
-    A sprint ends at an instant whose calendar day depends on the team's timezone: the date
-    given is its UTC day, and the fold takes the instant's day in the team's timezone.
-    """
-    if fields.get("duedate"):
-        return date.fromisoformat(fields["duedate"]), None, None
-    versions = [v for v in fields.get("fixVersions") or [] if v.get("releaseDate")]
-    if versions:
-        earliest = min(versions, key=lambda v: v["releaseDate"])
-        where = _site_of(earliest, site, f"fix version {earliest['id']}")
-        return (
-            date.fromisoformat(earliest["releaseDate"]),
-            None,
-            scope_key("version", where, earliest["id"]),
-        )
-    found = sprints(fields, cfg)
-    for sprint in found:
-        end = _sprint_end(sprint)
-        if _sprint_state(sprint) == "active" and end:
-            ident = numeric_id(sprint["id"])
-            where = _site_of(sprint, site, f"sprint {ident}")
-            return end.date(), end, scope_key("sprint", where, ident)
-    # No date yet, but a container that will get one: a future sprint (its end counts once it
-    # starts) or an undated fix version (once it has a release date). The item is recorded in
-    # it, so the sprint_started / version_updated delivery turns it into a promise.
-    for sprint in found:
-        if _sprint_state(sprint) == "future":
-            ident = numeric_id(sprint["id"])
-            return None, None, scope_key("sprint", _site_of(sprint, site, f"sprint {ident}"), ident)
-    undated = [v for v in fields.get("fixVersions") or [] if v.get("id")]
-    if undated:
-        where = _site_of(undated[0], site, f"fix version {undated[0]['id']}")
-        return None, None, scope_key("version", where, undated[0]["id"])
-    return None, None, None
-
-
-def _site(payload: Payload) -> str | None:
-    return site_host((payload.get("issue") or {}).get("self"))
-
-
-def _points(value: Any) -> float | None:
-    # A custom field: a number on sites that have story points, anything or nothing elsewhere.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        points = float(value)
-    except OverflowError:
-        return None
-    return points if math.isfinite(points) else None
 
 
 def _actor(user: Payload | None) -> str | None:
@@ -200,7 +43,7 @@ def _event(payload: Payload, kind: EventKind, at: datetime, cfg: JiraConfig, **e
         "item_key": f"jira:{payload['issue']['key']}",
         "kind": kind,
         "at": at,
-        "story_points": _points(fields.get(cfg.story_points_field)),
+        "story_points": story_points(fields.get(cfg.story_points_field)),
         "actor": _actor(payload.get("user")),
         "title": fields.get("summary"),
         "item_type": "jira",
@@ -225,7 +68,7 @@ def _close(payload: Payload, cfg: JiraConfig) -> DomainEvent:
 
 
 def _promise_event(payload: Payload, at: datetime, cfg: JiraConfig) -> DomainEvent:
-    promised, due_at, scope = promise(payload["issue"]["fields"], cfg, _site(payload))
+    promised, due_at, scope = promise(payload["issue"]["fields"], cfg, site_of_issue(payload))
     kind = EventKind.PROMISE_SET if promised or scope else EventKind.DESCOPED
     return _event(payload, kind, at, cfg, promised_date=promised, due_at=due_at, scope=scope)
 
@@ -234,7 +77,7 @@ def created(payload: Payload, cfg: JiraConfig) -> list[DomainEvent]:
     fields = payload["issue"]["fields"]
     at = parse_time(fields.get("created")) or event_time(payload)
     events = [_event(payload, EventKind.OPENED, at, cfg, actor=_actor(fields.get("reporter")))]
-    if any(promise(fields, cfg, _site(payload))):
+    if any(promise(fields, cfg, site_of_issue(payload))):
         events.append(_promise_event(payload, at, cfg))
     if _is_done(fields):
         events.append(_close(payload, cfg))
@@ -248,7 +91,7 @@ def updated(payload: Payload, cfg: JiraConfig) -> list[DomainEvent]:
     names = {str(i.get("fieldId") or i.get("field")).lower() for i in items}
     names |= {str(i.get("field")).lower() for i in items}
     events: list[DomainEvent] = []
-    if names & _PROMISE_FIELDS or (cfg.sprint_field and cfg.sprint_field.lower() in names):
+    if names & PROMISE_FIELDS or (cfg.sprint_field and cfg.sprint_field.lower() in names):
         events.append(_promise_event(payload, at, cfg))
     if names & {"status", "resolution"}:
         if _is_done(fields):
@@ -373,7 +216,7 @@ def evidence(payload: Payload, cfg: JiraConfig) -> list[DomainEvent]:
     if _is_done(fields):
         kept = _close(payload, cfg)
         close = _fact(payload, kept.kind, kept.at, resolution=kept.resolution)
-    promised, due_at, scope = promise(fields, cfg, _site(payload))
+    promised, due_at, scope = promise(fields, cfg, site_of_issue(payload))
     # A done issue's later payload cannot say whether its date came before the resolution;
     # only the resolving delivery proves that, so only it is read for the promise.
     if (promised or scope) and (close is None or _resolves(payload)):
