@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli import backfill, ledger, processes, record
+from cli import backfill, ledger, postbacks, processes, record
 from trackrecord.logs import configure
 
 
@@ -27,6 +27,7 @@ for command in (
     ledger.list_exclusions,
     backfill.backfill,
     record.record,
+    postbacks.postbacks,
 ):
     main.add_command(command)
 

@@ -53,6 +53,12 @@ def _check_env_name(value: str | None) -> str | None:
     return value
 
 
+def source_index(kind: str, key: str) -> tuple[str, str]:
+    """How a source is looked up: GitHub names are case-insensitive; Jira keys are upper case
+    by rule."""
+    return kind, key.lower() if kind == "github" else key.upper()
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -116,6 +122,12 @@ class TeamModel(_Strict):
     # The public SVG badge (/badges/<team>.svg) needs no token by design; a team that does not
     # want its rate public turns it off, and the route then answers 404 like an unknown team.
     badge: bool = True
+    # Comments on settled items (issue 9): on by default once the platform's API credentials
+    # are set; `dry_run` renders and logs them and posts nothing; `comment_template` is a
+    # Jinja2 file replacing the built-in one (workers/templates/delivery_comment.j2).
+    postback: bool | None = None
+    dry_run: bool = False
+    comment_template: str | None = None
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
 
@@ -215,8 +227,8 @@ class FileModel(_Strict):
                 if team.name in seen_teams:
                     raise ValueError(f"team {team.name!r} is declared twice")
                 seen_teams.add(team.name)
-                sources = [("github", s.repo.lower()) for s in team.github]
-                sources += [("jira", s.project) for s in team.jira]
+                sources = [source_index("github", s.repo) for s in team.github]
+                sources += [source_index("jira", s.project) for s in team.jira]
                 for src in sources:
                     if src in owners:
                         raise ValueError(
@@ -247,9 +259,7 @@ class Config:
     _sources: dict[tuple[str, str], Source] = field(default_factory=dict, repr=False)
 
     def source(self, kind: str, key: str) -> Source | None:
-        # GitHub names are case-insensitive; Jira keys are upper case by rule.
-        norm = key.lower() if kind == "github" else key.upper()
-        return self._sources.get((kind, norm))
+        return self._sources.get(source_index(kind, key))
 
     def sources(self, kind: str | None = None) -> list[Source]:
         return [s for (k, _), s in self._sources.items() if kind in (None, k)]
@@ -309,7 +319,7 @@ def load_config(path: str | os.PathLike | None) -> Config:
     for client in model.clients:
         for team in client.teams:
             for gh in team.github:
-                sources[("github", gh.repo.lower())] = Source(
+                sources[source_index("github", gh.repo)] = Source(
                     "github",
                     gh.repo,
                     team.name,
@@ -319,7 +329,7 @@ def load_config(path: str | os.PathLike | None) -> Config:
                     gh.hook_id,
                 )
             for jp in team.jira:
-                sources[("jira", jp.project)] = Source(
+                sources[source_index("jira", jp.project)] = Source(
                     "jira", jp.project, team.name, client.name, team.timezone, jp.secret_env
                 )
     return Config(path=str(p), clients=tuple(model.clients), _sources=sources)
@@ -356,9 +366,49 @@ class Settings:
         )
 
 
+# The variable of each platform's default webhook secret.
+GLOBAL_SECRET_ENV = {"github": "GITHUB_WEBHOOK_SECRET", "jira": "JIRA_WEBHOOK_SECRET"}
+
+
+def secret_env_of(kind: str, source: Source | None) -> str:
+    """The variable holding a source's webhook secret: its own `secret_env`, else the global."""
+    return (source.secret_env if source else None) or GLOBAL_SECRET_ENV[kind]
+
+
 def secret_for(kind: str, source: Source | None, env: dict[str, str] | None = None) -> str | None:
-    """The webhook secret for a source: its own variable if it names one, else the global one."""
+    """The webhook secret for a source: its own variable if it names one, else the global one.
+    A source whose own variable is unset has no secret: it does not fall back to the global."""
     env = os.environ if env is None else env
-    default_var = "GITHUB_WEBHOOK_SECRET" if kind == "github" else "JIRA_WEBHOOK_SECRET"
-    var = (source.secret_env if source else None) or default_var
-    return env.get(var) or None
+    return env.get(secret_env_of(kind, source)) or None
+
+
+def secret_groups(
+    config: Config, kind: str, env: dict[str, str] | None = None
+) -> dict[str, tuple[Source, ...]]:
+    """Every distinct webhook secret configured for a platform, and the sources it verifies:
+    those whose effective secret (`secret_for`) is that value.
+
+    A request is checked against each of them before its body is read (webhook_app.signatures),
+    so which sources it may speak for follows from the secret that signed it, not from what
+    the body claims. The global secret is listed even when no source uses it (a GitHub `ping`
+    signed with it is still answered). Values are never logged or shown.
+    """
+    env = os.environ if env is None else env
+    groups: dict[str, list[Source]] = {}
+    default = env.get(GLOBAL_SECRET_ENV[kind]) or None
+    if default is not None:
+        groups[default] = []
+    for source in config.sources(kind):
+        secret = secret_for(kind, source, env)
+        if secret is not None:
+            groups.setdefault(secret, []).append(source)
+    return {secret: tuple(sources) for secret, sources in groups.items()}
+
+
+def unsigned_sources(
+    config: Config, kind: str, env: dict[str, str] | None = None
+) -> tuple[Source, ...]:
+    """Sources with no secret at all (their variable is unset): only an unsigned Jira delivery,
+    when TRACKRECORD_JIRA_ALLOW_UNSIGNED is on, may speak for them."""
+    env = os.environ if env is None else env
+    return tuple(s for s in config.sources(kind) if secret_for(kind, s, env) is None)
