@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ledger import codec
 from ledger.outcomes import Outcome
-from ledger.store import _insert_ignore  # the ledger's one upsert helper
+from ledger.rows import insert_ignore  # the ledger's one upsert helper
 from ledger.tables import Commitment, Item
 from trackrecord.models import Base, utcnow
 
@@ -121,7 +121,7 @@ def insert_pending(session: Session, found: list[tuple[int, str, str, str]]) -> 
          "attempts": 0, "created_at": utcnow()}
         for i, k, t, kind in found
     ]  # fmt: skip
-    _insert_ignore(session, Postback, rows, ["item_id", "kind"])
+    insert_ignore(session, Postback, rows, ["item_id", "kind"])
     ids = []
     for item_id, _, _, kind in found:
         row = session.execute(

@@ -14,27 +14,30 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from ledger import codec
 from ledger.events import DomainEvent, EventKind, linked_deliveries
-from ledger.exclusions import is_excluded
 from ledger.outcomes import Outcome
-from ledger.rules import DELIVERED, ItemState, Judge, Settlement, deadline, first_response, fold
+from ledger.reach import Reach, split_key
+from ledger.rows import (
+    event_row,
+    insert_ignore,
+    write_commitment,
+    write_item,
+    write_promise_changes,
+)
+from ledger.rules import Judge, Settlement, fold
 from ledger.rules import settle as settle_state
 from ledger.tables import (
     Commitment,
     Item,
     ItemEvent,
-    PromiseChangeRow,
     ScopeEvent,
     TeamMember,
-    settle_instant,
 )
 from ledger.teams import Directory, Owner, TeamRules
 from trackrecord.config import source_index
@@ -42,45 +45,8 @@ from trackrecord.logs import get_logger
 
 log = get_logger("ledger.store")
 
-# Not commitments, but kept as rows so the figures can count wins nobody asked for.
-_UNPROMISED_ROWS = frozenset({Outcome.UNPROMISED, Outcome.LINKED})
 _DEFAULT_TEAM = TeamRules()  # settings of an item whose team is not listed
 _SCOPE_LENGTH = 300  # scope_events.scope
-
-
-class _Reach:
-    """Which items one delivery may change (docs/security.md, "Tenant isolation").
-
-    A delivery from a source may change items of that source's client only, and only of
-    sources the configuration lists: whatever else its payload names (a PR body's
-    `Fixes other-org/app#50`, another client's Jira key in a title, an item key of another
-    project) is ignored and logged. A Jira sprint or version delivery names no source: it may
-    reach the items of the sources its signature verified (`sources`, source_index pairs).
-    """
-
-    def __init__(
-        self,
-        directory: Directory,
-        source_owner: Owner | None,
-        sources: Collection[tuple[str, str]] | None,
-    ):
-        self.directory, self.owner = directory, source_owner
-        self.sources = frozenset(sources or ())
-
-    def allows(self, key: str) -> bool:
-        kind, source_key = split_key(key)
-        if self.owner is None:
-            return source_index(kind, source_key) in self.sources
-        own = self.directory.owner(kind, source_key)
-        return own is not None and own.client == self.owner.client
-
-    def refuse(self, key: str, *, named_by: str | None = None) -> None:
-        log.warning(
-            "ledger.foreign_reference",
-            item=key,
-            named_by=named_by,
-            client=self.owner.client if self.owner else None,
-        )
 
 
 def apply_events(
@@ -102,7 +68,7 @@ def apply_events(
     verified, and their changes are stored for those sources' items and reach no others.
     """
     now = codec.utc(now or datetime.now(UTC))
-    gate = _Reach(directory, source_owner, reach)
+    gate = Reach(directory, source_owner, reach)
     _lock_scopes(session, {e.scope for e in events if e.scope})
     direct: dict[str, list[DomainEvent]] = defaultdict(list)
     scoped: list[DomainEvent] = []
@@ -122,9 +88,9 @@ def apply_events(
                 continue
             direct[key].append(delivery if key == delivery.item_key else delivery.retarget(key))
 
-    scope_rows = [_scope_row(e, source) for e in scoped for source in _scope_owners(gate)]
+    scope_rows = [_scope_row(e, source) for e in scoped for source in gate.scope_owners()]
     if scope_rows:
-        _insert_ignore(session, ScopeEvent, scope_rows, ["scope", "event_id"])
+        insert_ignore(session, ScopeEvent, scope_rows, ["scope", "event_id"])
     keys = {key for key in direct if _ensure_item(session, directory, key)}
     scopes = {e.scope for e in scoped if e.scope}
     if scopes:
@@ -154,8 +120,8 @@ def apply_events(
     for item in items:
         new = direct.get(item.key, ())
         if new:
-            _insert_ignore(
-                session, ItemEvent, [_event_row(item.id, e) for e in new], ["item_id", "event_id"]
+            insert_ignore(
+                session, ItemEvent, [event_row(item.id, e) for e in new], ["item_id", "event_id"]
             )
         refold(session, directory, item, now)
     for pull in _linked_pull_requests(session, items):
@@ -193,9 +159,9 @@ def refold(session: Session, directory: Directory, item: Item, now: datetime) ->
             )
         )
     )
-    _write_item(item, state, members)
-    _write_commitment(session, item, state, settlement, team, tz)
-    _write_promise_changes(session, item, state)
+    write_item(item, state, members)
+    write_commitment(session, item, state, settlement, team, tz)
+    write_promise_changes(session, item, state)
     return settlement
 
 
@@ -276,13 +242,7 @@ def remember_members(session: Session, team: str, source: str, logins: Iterable[
         for login in sorted(set(logins))
     ]
     if rows:
-        _insert_ignore(session, TeamMember, rows, ["team", "source", "login"])
-
-
-def split_key(key: str) -> tuple[str, str]:
-    """'github:owner/repo#12' -> ('github', 'owner/repo'); 'jira:PLAT-7' -> ('jira', 'PLAT')."""
-    kind, _, rest = key.partition(":")
-    return kind, rest.rsplit("#", 1)[0] if kind == "github" else rest.rsplit("-", 1)[0]
+        insert_ignore(session, TeamMember, rows, ["team", "source", "login"])
 
 
 def _canonical_key(session: Session, key: str) -> str:
@@ -304,7 +264,7 @@ def _ensure_item(session: Session, directory: Directory, key: str) -> bool:
         return True
     if owner is None:
         # Only listed sources' items are created: an item nobody lists has no client, so no
-        # delivery may speak for it (`_Reach`).
+        # delivery may speak for it (`ledger.reach`).
         log.info("ledger.item_without_team", item=key)
         return False
     row = {
@@ -317,36 +277,8 @@ def _ensure_item(session: Session, directory: Directory, key: str) -> bool:
         "links": [],
         "updated_at": datetime.now(UTC),
     }
-    _insert_ignore(session, Item, [row], ["key"])
+    insert_ignore(session, Item, [row], ["key"])
     return True
-
-
-def _insert_ignore(session: Session, model: Any, rows: list[dict], keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: a concurrent or repeated insert is not an error."""
-    dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if insert is None:
-        raise NotImplementedError(f"ledger upserts support SQLite and PostgreSQL, not {dialect}")
-    session.execute(insert(model).values(rows).on_conflict_do_nothing(index_elements=keys))
-
-
-def _event_row(item_id: int, event: DomainEvent) -> dict:
-    return {
-        "item_id": item_id,
-        "event_id": event.event_id,
-        "at": event.at,
-        "kind": event.kind.value,
-        "data": codec.encode(event),
-        "scope": event.scope,
-    }
-
-
-def _scope_owners(gate: _Reach) -> list[tuple[str, str] | None]:
-    """For whom a scope change is stored: None (anyone naming the scope) for a delivery from a
-    source, whose scope keys carry that source (`github:owner/repo/milestone/3`); each verified
-    source for a Jira sprint or version delivery, whose ids are site-wide and which any client
-    on the same site could name."""
-    return [None] if gate.owner is not None else sorted(gate.sources)
 
 
 def stored_scope(scope: str, source: tuple[str, str] | None) -> str:
@@ -384,73 +316,7 @@ def _pull_scope_events(session: Session, item: Item, stored: list[DomainEvent]):
     ]
     new = list({e.event_id: e for e in found if e.event_id not in have}.values())
     if new:
-        _insert_ignore(
-            session, ItemEvent, [_event_row(item.id, e) for e in new], ["item_id", "event_id"]
+        insert_ignore(
+            session, ItemEvent, [event_row(item.id, e) for e in new], ["item_id", "event_id"]
         )
     return new
-
-
-def _write_item(item: Item, state: ItemState, members: set[str]) -> None:
-    item.item_type = state.item_type or item.item_type
-    item.title = state.title
-    item.status = state.status
-    item.opened_at, item.opened_by = codec.utc(state.opened_at), state.opened_by
-    item.closed_at = codec.utc(state.closed_at)
-    item.size, item.story_points = state.size, state.story_points
-    item.scope = state.scope
-    item.links = list(state.links)
-    # With no known member (a Jira team without `members`), no comment counts as the team's
-    # and first_response stays None rather than guessing.
-    wait = first_response(state, members) if state.item_type != "pull_request" else None
-    item.first_response_seconds = wait.total_seconds() if wait is not None else None
-
-
-def _write_commitment(session, item, state, s: Settlement, team: TeamRules, tz) -> None:
-    row = session.scalar(select(Commitment).where(Commitment.item_id == item.id))
-    if not (s.committed or s.outcome in _UNPROMISED_ROWS):
-        # No promise and no win (open, or dropped before anyone promised it): not a commitment.
-        # A row from an earlier fold goes: it was derived, and the events now say otherwise.
-        if row is not None:
-            session.delete(row)
-        return
-    if row is None:
-        row = Commitment(item_id=item.id)
-        session.add(row)
-    promised = s.judged_against
-    row.team, row.client = item.team, item.client
-    row.promised_date = promised
-    row.first_promised, row.latest_promised = s.first_promised, s.latest_promised
-    row.promised_at = codec.utc(s.promised_at)
-    row.deadline = codec.utc(deadline(promised, tz)) if promised else None
-    row.outcome = s.outcome.value
-    row.settled_at = codec.utc(s.settled_at)
-    row.delivered_at = codec.utc(state.closed_at) if state.status == DELIVERED else None
-    row.settle_at = settle_instant(
-        outcome=row.outcome,
-        promised_date=row.promised_date,
-        deadline=row.deadline,
-        settled_at=row.settled_at,
-        delivered_at=row.delivered_at,
-    )
-    row.slip_days = s.slip_days if s.outcome is Outcome.LATE else None
-    row.repromise_count = s.repromise_count
-    row.small = team.is_small(state.size, state.story_points)
-    row.excluded = is_excluded(session, item.id)
-
-
-def _write_promise_changes(session: Session, item: Item, state: ItemState) -> None:
-    want = [(codec.utc(c.at), c.promised_date, c.scope) for c in state.promise_history]
-    rows = session.scalars(
-        select(PromiseChangeRow)
-        .where(PromiseChangeRow.item_id == item.id)
-        .order_by(PromiseChangeRow.seq)
-    ).all()
-    if [(codec.utc(r.at), r.promised_date, r.scope) for r in rows] == want:
-        return
-    for row in rows:
-        session.delete(row)
-    session.flush()
-    session.add_all(
-        PromiseChangeRow(item_id=item.id, seq=i, at=at, promised_date=day, scope=scope)
-        for i, (at, day, scope) in enumerate(want)
-    )

@@ -1,0 +1,109 @@
+"""Writing an item's derived rows from its folded state: the item, its commitment, its promise
+changes, its stored events, and the ledger's one upsert helper. Called by `ledger.store`; the
+rows are always recomputed whole, never patched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ledger import codec
+from ledger.events import DomainEvent
+from ledger.exclusions import is_excluded
+from ledger.outcomes import Outcome
+from ledger.rules import DELIVERED, ItemState, Settlement, deadline, first_response
+from ledger.tables import Commitment, Item, PromiseChangeRow, settle_instant
+from ledger.teams import TeamRules
+
+# Not commitments, but kept as rows so the figures can count wins nobody asked for.
+_UNPROMISED_ROWS = frozenset({Outcome.UNPROMISED, Outcome.LINKED})
+
+
+def insert_ignore(session: Session, model: Any, rows: list[dict], keys: list[str]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: a concurrent or repeated insert is not an error."""
+    dialect = session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if insert is None:
+        raise NotImplementedError(f"ledger upserts support SQLite and PostgreSQL, not {dialect}")
+    session.execute(insert(model).values(rows).on_conflict_do_nothing(index_elements=keys))
+
+
+def event_row(item_id: int, event: DomainEvent) -> dict:
+    return {
+        "item_id": item_id,
+        "event_id": event.event_id,
+        "at": event.at,
+        "kind": event.kind.value,
+        "data": codec.encode(event),
+        "scope": event.scope,
+    }
+
+
+def write_item(item: Item, state: ItemState, members: set[str]) -> None:
+    item.item_type = state.item_type or item.item_type
+    item.title = state.title
+    item.status = state.status
+    item.opened_at, item.opened_by = codec.utc(state.opened_at), state.opened_by
+    item.closed_at = codec.utc(state.closed_at)
+    item.size, item.story_points = state.size, state.story_points
+    item.scope = state.scope
+    item.links = list(state.links)
+    # With no known member (a Jira team without `members`), no comment counts as the team's
+    # and first_response stays None rather than guessing.
+    wait = first_response(state, members) if state.item_type != "pull_request" else None
+    item.first_response_seconds = wait.total_seconds() if wait is not None else None
+
+
+def write_commitment(session, item, state, s: Settlement, team: TeamRules, tz) -> None:
+    row = session.scalar(select(Commitment).where(Commitment.item_id == item.id))
+    if not (s.committed or s.outcome in _UNPROMISED_ROWS):
+        # No promise and no win (open, or dropped before anyone promised it): not a commitment.
+        # A row from an earlier fold goes: it was derived, and the events now say otherwise.
+        if row is not None:
+            session.delete(row)
+        return
+    if row is None:
+        row = Commitment(item_id=item.id)
+        session.add(row)
+    promised = s.judged_against
+    row.team, row.client = item.team, item.client
+    row.promised_date = promised
+    row.first_promised, row.latest_promised = s.first_promised, s.latest_promised
+    row.promised_at = codec.utc(s.promised_at)
+    row.deadline = codec.utc(deadline(promised, tz)) if promised else None
+    row.outcome = s.outcome.value
+    row.settled_at = codec.utc(s.settled_at)
+    row.delivered_at = codec.utc(state.closed_at) if state.status == DELIVERED else None
+    row.settle_at = settle_instant(
+        outcome=row.outcome,
+        promised_date=row.promised_date,
+        deadline=row.deadline,
+        settled_at=row.settled_at,
+        delivered_at=row.delivered_at,
+    )
+    row.slip_days = s.slip_days if s.outcome is Outcome.LATE else None
+    row.repromise_count = s.repromise_count
+    row.small = team.is_small(state.size, state.story_points)
+    row.excluded = is_excluded(session, item.id)
+
+
+def write_promise_changes(session: Session, item: Item, state: ItemState) -> None:
+    want = [(codec.utc(c.at), c.promised_date, c.scope) for c in state.promise_history]
+    rows = session.scalars(
+        select(PromiseChangeRow)
+        .where(PromiseChangeRow.item_id == item.id)
+        .order_by(PromiseChangeRow.seq)
+    ).all()
+    if [(codec.utc(r.at), r.promised_date, r.scope) for r in rows] == want:
+        return
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    session.add_all(
+        PromiseChangeRow(item_id=item.id, seq=i, at=at, promised_date=day, scope=scope)
+        for i, (at, day, scope) in enumerate(want)
+    )
