@@ -145,7 +145,6 @@ def test_delivered_early_on_time_late_and_dropped_say_so(client, settings, redis
     assert "trust score" in late and "likely between" in late
     assert "https://trackrecord.example.com/badges/platform.svg" in late
     assert [(r.status, r.comment_id is not None) for r in rows(settings)] == [("posted", True)] * 4
-    print("\n--- rendered ---\n" + late)
 
 
 def test_missed_when_the_deadline_passes(client, settings, redis_conn, gh):

@@ -128,6 +128,10 @@ class TeamModel(_Strict):
     postback: bool | None = None
     dry_run: bool = False
     comment_template: str | None = None
+    # The living milestone summary (issue 9): a tracking issue to keep it on as a comment,
+    # `owner/repo#N` for GitHub or `PLAT-1` for Jira (one of each as a list); without one, a
+    # GitHub milestone's summary is a marked block of its description.
+    summary_issue: str | list[str] | None = None
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
 

@@ -17,7 +17,7 @@ from trackrecord import payloads
 from trackrecord.config import source_index
 from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, DeliveryStatus
-from workers import context, postback
+from workers import context, milestone_summary, postback
 
 log = get_logger("workers.jobs")
 
@@ -53,10 +53,12 @@ def process_delivery(delivery_row_id: int) -> str:
             doc = payloads.decode(row.body, row.headers)
             handle(session, row, doc)
             posts = session.info.pop("postbacks", [])
+            summaries = session.info.pop("summaries", [])
     except InvalidPayload as exc:
         _mark_invalid(Session, delivery_row_id, exc.reason)
         return "invalid"
     postback.enqueue(posts)  # only after the commit: the job must find its row
+    milestone_summary.enqueue(summaries)
     log.info("delivery.processed", row=delivery_row_id, source=source, kind=kind)
     return "processed"
 
@@ -108,12 +110,15 @@ def handle(session, row: Delivery, doc: dict) -> None:
     else:
         log.warning("delivery.unknown_source", row=row.id, source=row.source, key=row.source_key)
         return
+    touched: set[str] = set()
     if events:
         # Settlements that arrive by webhook get a comment (issue 9); backfill and
         # reconciliation call store.apply_events directly and never post about the past.
-        postback.apply_and_record(
+        touched = postback.apply_and_record(
             session, context.directory(), owner_of(source), events, reach=reach
         )
+    # The living summaries of the scopes touched (and of a closed milestone), issue 9.
+    milestone_summary.record(session, touched, row, doc, source.team if source else None)
 
 
 def _verified_for(row: Delivery, source) -> bool:
