@@ -56,18 +56,27 @@ def run_worker(settings: Settings, *, burst: bool = False) -> bool:
 
 
 def run_scheduler(settings: Settings) -> None:
+    scheduler(settings).start()
+
+
+def scheduler(settings: Settings):
+    """RQ's cron scheduler with every recurring job registered (started by run_scheduler)."""
     from rq.cron import CronScheduler
 
     from workers.jobs import settle_overdue_job
+    from workers.postback import relay_postbacks
     from workers.reconcile import reconcile_all
     from workers.relay import relay_pending
 
     redis = redis_from_url(settings.redis_url)
     cron = CronScheduler(connection=redis)
     cron.register(relay_pending, queue_name=settings.queue_name, interval=RELAY_EVERY_SECONDS)
+    # Comments whose job Redis lost, or whose worker died mid-post: the workers relay them at
+    # start and in maintenance too, but a quiet worker may not pass by for a while.
+    cron.register(relay_postbacks, queue_name=settings.queue_name, interval=60)
     # Reconciling may wait out a rate limit and re-read changed items: give it most of the hour.
     cron.register(
         reconcile_all, queue_name=settings.queue_name, cron="17 * * * *", job_timeout=3000
     )
     cron.register(settle_overdue_job, queue_name=settings.queue_name, cron="*/15 * * * *")
-    cron.start()
+    return cron
