@@ -54,7 +54,8 @@ class Headline:
     rate: float | None = None
 
 
-def _day(day: date, today: date) -> str:
+def day_words(day: date, today: date) -> str:
+    """A day as every surface writes it: '15 Oct', with the year when it is not this year's."""
     return f"{day.day} {day:%b}" if day.year == today.year else f"{day.day} {day:%b %Y}"
 
 
@@ -73,9 +74,9 @@ def headline(
         rate = f"{kept / due:.0%}"
         return Headline(f"{rate} on time · {kept} of {due} kept", rate, kept / due)
     pending = counted["pending"]
-    ahead = f"next due {_day(next_due, today)}" if next_due else None
+    ahead = f"next due {day_words(next_due, today)}" if next_due else None
     if pending:
-        first = f", first due {_day(next_due, today)}" if next_due else ""
+        first = f", first due {day_words(next_due, today)}" if next_due else ""
         plural = "promise is" if pending == 1 else "promises are"
         return Headline(
             f"nothing due yet · {pending} {plural} pending{first}", ahead or "none due yet"

@@ -137,14 +137,11 @@ def require_header(name: str) -> str:
     return value
 
 
-def json_document(body: bytes, mimetype: str, *, strict: bool = True) -> dict:
-    """The JSON object in the body. Not strict: {} on any problem (used before the signature is
-    checked, only to choose which secret applies; nothing read so is trusted)."""
+def json_document(body: bytes, mimetype: str) -> dict:
+    """The JSON object in a verified body (bounded parsing: trackrecord.payloads)."""
     try:
         return payloads.document(payloads.json_bytes(body, mimetype))
     except payloads.PayloadError as exc:
-        if not strict:
-            return {}
         raise Rejected(400, exc.code, str(exc)) from None
 
 

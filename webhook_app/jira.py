@@ -97,34 +97,16 @@ def receive():
         if not verified.sources:
             reason = "no listed Jira project uses the secret that signed it"
             return intake.ignored(delivery_id, reason)
-        return intake.accept(
-            Incoming(
-                "jira",
-                delivery_id,
-                event,
-                action,
-                None,
-                None,
-                body,
-                verified_sources=tuple(verified.keys()),
+        key, team, reach = None, None, tuple(verified.keys())
+    else:
+        project = project_of(doc)
+        source = settings.config.source("jira", project) if project else None
+        if source is None:
+            return intake.ignored(
+                delivery_id, f"Jira project {shown(project)} is not listed by any team"
             )
-        )
-    project = project_of(doc)
-    source = settings.config.source("jira", project) if project else None
-    if source is None:
-        return intake.ignored(
-            delivery_id, f"Jira project {shown(project)} is not listed by any team"
-        )
-    signatures.require_covered(verified, source, delivery=delivery_id)
+        signatures.require_covered(verified, source, delivery=delivery_id)
+        key, team, reach = source.key, source.team, (source.key,)
     return intake.accept(
-        Incoming(
-            "jira",
-            delivery_id,
-            event,
-            action,
-            source.key,
-            source.team,
-            body,
-            verified_sources=(source.key,),
-        )
+        Incoming("jira", delivery_id, event, action, key, team, body, verified_sources=reach)
     )

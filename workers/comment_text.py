@@ -16,6 +16,7 @@ from sqlalchemy import select
 from ledger import codec, milestones
 from ledger import record as records
 from ledger.postbacks import Postback
+from ledger.record import day_words
 from ledger.tables import Commitment, Item
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -33,12 +34,10 @@ def marker(platform: str, postback_id: int) -> str:
 
 
 def _day(day: date | None, today: date) -> str:
-    if day is None:
-        return "?"
-    return f"{day.day} {day:%b}" if day.year == today.year else f"{day.day} {day:%b %Y}"
+    return "?" if day is None else day_words(day, today)
 
 
-def _days(n: int) -> str:
+def days_words(n: int) -> str:
     return f"{n} day" if n == 1 else f"{n} days"
 
 
@@ -47,10 +46,10 @@ def outcome_line(outcome: str, promised: date | None, closed: date | None, today
     if outcome in ("early", "on_time", "late") and promised and closed:
         gap = (closed - promised).days
         if gap < 0:
-            return f"Delivered {_days(-gap)} early: due {due}, closed {done}"
+            return f"Delivered {days_words(-gap)} early: due {due}, closed {done}"
         if gap == 0:
             return f"Delivered on time: due {due}, closed {done}"
-        return f"Delivered {_days(gap)} late: due {due}, closed {done}"
+        return f"Delivered {days_words(gap)} late: due {due}, closed {done}"
     if outcome == "dropped":
         return f"Dropped: promised for {due}, closed on {done} without being delivered"
     if outcome == "missed":
@@ -58,8 +57,14 @@ def outcome_line(outcome: str, promised: date | None, closed: date | None, today
     return f"Settled: {outcome}"
 
 
-def _percent(x: float | None) -> str:
+def percent_words(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.0%}"
+
+
+def estimate_words(score: dict) -> str:
+    """An estimate with its interval, as the comment and the summary both say it."""
+    low, high = percent_words(score["low"]), percent_words(score["high"])
+    return f"{percent_words(score['estimate'])} (likely between {low} and {high})"
 
 
 def render(session, row: Postback, team, now: datetime) -> str:
@@ -99,8 +104,7 @@ def render(session, row: Postback, team, now: datetime) -> str:
     record_words = (
         f"Team record, last 90 days: {figures['summary']} · "
         f"current streak {figures['streak_current']} kept · "
-        f"trust score {_percent(trust['estimate'])} "
-        f"(likely between {_percent(trust['low'])} and {_percent(trust['high'])})"
+        f"trust score {estimate_words(trust)}"
     )
     public = os.environ.get(PUBLIC_URL_ENV, "").rstrip("/")
     link = f"Track record: {public}/badges/{team.name}.svg" if public else None

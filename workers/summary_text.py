@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import date
 
 from connectors.summary_targets import END, START
-from workers.comment_text import _day, _days, _percent
+from ledger.record import day_words
+from workers.comment_text import days_words, estimate_words
 
 
 def marker_token(scope: str) -> str:
@@ -43,21 +44,18 @@ def lines(figures: dict, *, title: str | None, today: date, closed: bool) -> lis
     if final:
         on_time = delivered - counts["late"]
         out.append(
-            f"Due {_day(due, today)}: {on_time} of {figures['items']} delivered on time"
+            f"Due {day_words(due, today)}: {on_time} of {figures['items']} delivered on time"
             if due
             else f"{on_time} of {figures['items']} delivered on time"
         )
     elif due is not None:
         left = figures["days_left"]
-        when = "due today" if left == 0 else f"{_days(left)} left"
-        words = f"Due {_day(due, today)}: {when}"
+        when = "due today" if left == 0 else f"{days_words(left)} left"
+        words = f"Due {day_words(due, today)}: {when}"
         if chance is not None:
-            words += (
-                f" · chance of finishing on time {_percent(chance['estimate'])} "
-                f"(likely between {_percent(chance['low'])} and {_percent(chance['high'])})"
-            )
+            words += f" · chance of finishing on time {estimate_words(chance)}"
         out.append(words)
-    out.append(f"Updated {_day(today, today)} by trackrecord")
+    out.append(f"Updated {day_words(today, today)} by trackrecord")
     return out
 
 
