@@ -3,13 +3,7 @@ ledger.listing, behind bearer tokens.
 
 Checks run in a fixed order, each with its own status (as the webhook routes do): token (401),
 the team or client is one this token may see (404), then the query string (400).
-A client's token comes from the variable its `token_env` names and reads only its own teams;
-`TRACKRECORD_ADMIN_TOKEN` reads all. Tokens are read from the environment on each request, so
-rotating one needs no restart of the code path (only of the process environment).
-
-No existence leaks: to a client's token, another client's team (or the other client itself)
-and a name that exists nowhere answer the same 404 with the same body, so a token learns
-nothing about who else is served. There is no 403.
+Who may read what is `webhook_app.auth`.
 
 Every integer query parameter goes through `_int`: ASCII digits only (`str.isdigit` accepts
 "²", and `int()` accepts "٣" and "1_000"), at most 9 of them, within explicit bounds; anything
@@ -19,8 +13,6 @@ database (a page of 2**63 overflows PostgreSQL's bigint offset).
 
 from __future__ import annotations
 
-import hmac
-import os
 import re
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -30,70 +22,17 @@ from flask import Blueprint, jsonify, request, url_for
 from ledger import listing, record
 from ledger.milestones import team_milestones
 from ledger.reading import FIRST_YEAR, LAST_YEAR, supported
-from trackrecord.config import ADMIN_TOKEN_ENV
+from webhook_app.auth import client_for, principal, team_for
 from webhook_app.errors import Rejected
 from webhook_app.services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-ADMIN = object()  # the principal of the admin token: every client
 # ASCII digits only, and with fullmatch: `\d` takes other scripts' digits and `$` a final newline.
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 INT_RE = re.compile(r"[0-9]{1,9}")
 DEFAULT_PER_PAGE, MAX_PER_PAGE = 50, 500
 MAX_PAGE = 100_000
-
-
-class Unauthorized(Rejected):
-    """401 with the challenge RFC 6750 asks for, so a client knows which scheme to use."""
-
-    def __init__(self, message: str):
-        super().__init__(401, "unauthorized", message)
-
-    def response(self):
-        body, status = super().response()
-        return body, status, {"WWW-Authenticate": 'Bearer realm="trackrecord"'}
-
-
-def principal():
-    """ADMIN or the name of the client whose token was sent."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("send the API token as 'Authorization: Bearer <token>'")
-    config = services().settings.config
-    candidates = [(ADMIN, os.environ.get(ADMIN_TOKEN_ENV))]
-    candidates += [(c.name, os.environ.get(c.token_env)) for c in config.clients if c.token_env]
-    found = None
-    for who, secret in candidates:
-        # Every candidate is compared, in constant time, so timing says nothing about which
-        # token came close. An unset or empty variable never matches.
-        if secret and hmac.compare_digest(token.encode(), secret.encode()) and found is None:
-            found = who
-    if found is None:
-        raise Unauthorized("unknown API token")
-    return found
-
-
-def _not_found(kind: str, name: str) -> Rejected:
-    # One body for "exists nowhere" and "not this token's": it names only what was asked for.
-    return Rejected(404, "not_found", f"no {kind} {name!r} for this token")
-
-
-def _team(who, name: str):
-    """(team, its client) when the token may see the team; 404 otherwise."""
-    config = services().settings.config
-    team, client = config.team(name), config.client_of(name)
-    if team is None or (who is not ADMIN and client.name != who):
-        raise _not_found("team", name)
-    return team, client
-
-
-def _client(who, name: str):
-    model = services().settings.config.client(name)
-    if model is None or (who is not ADMIN and model.name != who):
-        raise _not_found("client", name)
-    return model
 
 
 def _date(name: str) -> date:
@@ -136,7 +75,7 @@ def _int(name: str, default: int, least: int, most: int) -> int:
 
 @bp.get("/teams/<team>/track-record")
 def team_record(team: str):
-    model, _ = _team(principal(), team)
+    model, _ = team_for(principal(), team)
     period_from, period_to = _period()
     with services().sessions() as session:
         body = record.team_record(
@@ -147,7 +86,7 @@ def team_record(team: str):
 
 @bp.get("/clients/<client>/track-record")
 def client_record(client: str):
-    model = _client(principal(), client)
+    model = client_for(principal(), client)
     period_from, period_to = _period()
     with services().sessions() as session:
         body = record.record(
@@ -164,7 +103,7 @@ def client_record(client: str):
 
 @bp.get("/teams/<team>/milestones")
 def milestones(team: str):
-    model, _ = _team(principal(), team)
+    model, _ = team_for(principal(), team)
     with services().sessions() as session:
         body = team_milestones(
             session.connection(),
@@ -178,7 +117,7 @@ def milestones(team: str):
 
 @bp.get("/teams/<team>/commitments")
 def commitments(team: str):
-    _team(principal(), team)
+    team_for(principal(), team)
     period_from, period_to = _period()
     page = _int("page", 1, 1, MAX_PAGE)
     per_page = _int("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
