@@ -21,6 +21,7 @@ from sqlalchemy import Connection, select
 
 from ledger.outcomes import DELIVERED, PROMISED, Outcome, values
 from ledger.reading import C, I, promises, read_outcome
+from ledger.scope_titles import titles_of
 from ledger.sql_figures import NOTHING_SETTLED, settlement_pass
 from ledger.trust import TrustScore, beta_reputation
 
@@ -47,11 +48,16 @@ def team_milestones(
         .where(promises(C.c.team == team), I.c.scope.is_not(None))
     )
     rows = [(scope, day, outcome, bool(ex)) for scope, day, outcome, ex in conn.execute(stmt)]
+    found = milestone_figures(rows, today=now.astimezone(tz).date(), trust=trust)
+    # Its name as the newest delivery showed it (None until one did): presentation only.
+    titles = titles_of(conn, [m["scope"] for m in found])
+    for m in found:
+        m["title"] = titles.get(m["scope"])
     return {
         "team": team,
         "as_of": now.astimezone(UTC).isoformat(),
         "trust_score": trust.as_dict(),
-        "milestones": milestone_figures(rows, today=now.astimezone(tz).date(), trust=trust),
+        "milestones": found,
     }
 
 

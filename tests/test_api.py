@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ledger import scope_titles
 from tests.conftest import CONFIG_TOML
 from tests.helpers import CLIENT_TOKEN
 from tests.ledger_fixture import insert_ledger, row
+from trackrecord.db import session_factory
 
 ADMIN_TOKEN = "admin-token-for-tests"
 GLOBEX_TOKEN = "globex-client-token"
@@ -197,9 +199,13 @@ def test_milestones(api, env):
             row("N4", "descoped", soon, made=made, settled=made, scope="v9"),
         ],
     )
+    with session_factory(env["DATABASE_URL"])() as s, s.begin():
+        scope_titles.remember(s, {"v9": "Release 9"})
+        scope_titles.remember(s, {"v9": "Release 9.0"})  # renamed: the newest name wins
     body = api("/api/v1/teams/platform/milestones").get_json()
     scopes = {m["scope"]: m for m in body["milestones"]}
     assert set(scopes) == {"v1", "v2", "v9"}
+    assert (scopes["v9"]["title"], scopes["v1"]["title"]) == ("Release 9.0", None)
     v9 = scopes["v9"]
     assert (v9["due_date"], v9["days_left"], v9["items"]) == (soon.isoformat(), 10, 3)
     assert v9["progress"] == pytest.approx(1 / 3)  # N1 delivered; N2, N3 open

@@ -175,7 +175,7 @@ def test_a_jira_version_summary_is_one_comment_on_the_summary_issue(
     h.run_worker(settings, redis_conn)
     (comment,) = stub.comments["TES-1"]
     assert comment["body"].startswith(
-        "Milestone summary: jira:example.atlassian.net/version/10001\n\n"
+        "Milestone summary: 1.0\n\n"
         "Delivered 0 · open 2 · late 0 · dropped 0\n"
     )
     assert (
@@ -189,3 +189,7 @@ def test_a_jira_version_summary_is_one_comment_on_the_summary_issue(
     (comment,) = stub.comments["TES-1"]  # edited in place, never re-posted
     assert "Delivered 1 · open 1 · late 0 · dropped 0" in comment["body"]
     assert stub.puts == [("TES-1", comment["id"])]
+    # The delivery comment names the fix version it was promised for, by its name.
+    (delivered,) = stub.comments["TES-41"]
+    assert delivered["body"].splitlines()[0].startswith("Delivered ")
+    assert "promised for 1.0, due " in delivered["body"].splitlines()[0]

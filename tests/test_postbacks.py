@@ -133,10 +133,10 @@ def test_delivered_early_on_time_late_and_dropped_say_so(client, settings, redis
     )
     first = {n: cs[0]["body"].splitlines()[0] for n, cs in gh.comments.items()}
     assert first == {
-        1: f"Delivered 2 days early: due {day(DUE)}, closed {day(DUE - timedelta(days=2))}",
-        2: f"Delivered on time: due {day(DUE)}, closed {day(DUE)}",
-        3: f"Delivered 3 days late: due {day(DUE)}, closed {day(DUE + timedelta(days=3))}",
-        4: f"Dropped: promised for {day(DUE)}, closed on {day(DUE - timedelta(days=1))} "
+        1: f"Delivered 2 days early: promised for v1.0, due {day(DUE)}, closed {day(DUE - timedelta(days=2))}",
+        2: f"Delivered on time: promised for v1.0, due {day(DUE)}, closed {day(DUE)}",
+        3: f"Delivered 3 days late: promised for v1.0, due {day(DUE)}, closed {day(DUE + timedelta(days=3))}",
+        4: f"Dropped: promised for v1.0, due {day(DUE)}, closed on {day(DUE - timedelta(days=1))} "
         "without being delivered",
     }
     late = gh.comments[3][0]["body"]
@@ -158,7 +158,7 @@ def test_missed_when_the_deadline_passes(client, settings, redis_conn, gh):
     assert settle_overdue_job() == 0
     h.run_worker(settings, redis_conn)
     assert [b.splitlines()[0] for b in gh.bodies()] == [
-        f"Missed: promised for {day(TODAY + timedelta(days=3))}, still open"
+        f"Missed: promised for v1.0, due {day(TODAY + timedelta(days=3))}, still open"
     ]
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 
-from ledger import codec, milestones
+from ledger import codec, milestones, scope_titles
 from ledger import record as records
 from ledger.postbacks import Postback
 from ledger.record import day_words
@@ -41,19 +41,24 @@ def days_words(n: int) -> str:
     return f"{n} day" if n == 1 else f"{n} days"
 
 
-def outcome_line(outcome: str, promised: date | None, closed: date | None, today: date) -> str:
+def outcome_line(
+    outcome: str, promised: date | None, closed: date | None, today: date, title: str | None = None
+) -> str:
+    """The comment's first line: the outcome against the promise, and what it was promised for
+    (the milestone, fix version or sprint) when its name is known."""
     due, done = _day(promised, today), _day(closed, today)
+    when = f"promised for {title}, due {due}" if title else f"due {due}"
     if outcome in ("early", "on_time", "late") and promised and closed:
         gap = (closed - promised).days
         if gap < 0:
-            return f"Delivered {days_words(-gap)} early: due {due}, closed {done}"
+            return f"Delivered {days_words(-gap)} early: {when}, closed {done}"
         if gap == 0:
-            return f"Delivered on time: due {due}, closed {done}"
-        return f"Delivered {days_words(gap)} late: due {due}, closed {done}"
+            return f"Delivered on time: {when}, closed {done}"
+        return f"Delivered {days_words(gap)} late: {when}, closed {done}"
     if outcome == "dropped":
-        return f"Dropped: promised for {due}, closed on {done} without being delivered"
+        return f"Dropped: {when}, closed on {done} without being delivered"
     if outcome == "missed":
-        return f"Missed: promised for {due}, still open"
+        return f"Missed: {when}, still open"
     return f"Settled: {outcome}"
 
 
@@ -78,6 +83,7 @@ def render(session, row: Postback, team, now: datetime) -> str:
     closed_at = codec.utc(c.delivered_at or c.settled_at or item.closed_at) if c else None
     closed = closed_at.astimezone(tz).date() if closed_at and outcome != "missed" else None
     conn = session.connection()
+    title = scope_titles.titles_of(conn, [item.scope]).get(item.scope)
     milestone = None
     if item.scope:
         found = milestones.team_milestones(
@@ -111,7 +117,7 @@ def render(session, row: Postback, team, now: datetime) -> str:
     template = _environment(team.comment_template)
     platform = row.item_key.partition(":")[0]
     text = template.render(
-        outcome=outcome_line(outcome, c.promised_date if c else None, closed, today),
+        outcome=outcome_line(outcome, c.promised_date if c else None, closed, today, title),
         milestone=milestone,
         record=record_words,
         link=link,

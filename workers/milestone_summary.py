@@ -27,11 +27,13 @@ from zoneinfo import ZoneInfo
 from rq import Retry
 from sqlalchemy import select
 
-from connectors import comments, summary_targets
+from connectors import comments, scope_titles, summary_targets
 from connectors.github.payload import milestone_key
 from connectors.github_api import GithubNotConfigured
 from connectors.jira_api import JiraNotConfigured
+from connectors.team_config import jira_config
 from ledger import milestones
+from ledger import scope_titles as ledger_titles
 from ledger.summaries import Summary, bump, scopes_of
 from trackrecord.logs import get_logger
 from trackrecord.queue import get_queue, redis_from_url
@@ -76,17 +78,33 @@ def wanted(team_name: str, scope: str) -> bool:
 
 
 def record(session, touched: Iterable[str], row=None, doc=None, team=None) -> None:
-    """In the delivery's transaction: bump the scopes of the touched items, and mark a GitHub
-    milestone closed by a `milestone.closed` delivery. The pairs to enqueue after the commit
-    are left in `session.info["summaries"]`."""
-    found = {pair for pair in scopes_of(session, touched) if wanted(*pair)}
-    bump(session, found)
+    """In the delivery's transaction: bump the scopes of the touched items (and the scopes they
+    were in before it, so a summary an item left is updated too), mark a GitHub milestone
+    closed by a `milestone.closed` delivery, and keep the titles of the scopes it reached. The
+    pairs to enqueue after the commit are left in `session.info["summaries"]`."""
+    reached = scopes_of(session, touched) | session.info.pop("scopes_before", set())
+    found = {pair for pair in reached if wanted(*pair)}
+    closed = None
     if row is not None and row.event == "milestone" and (doc or {}).get("action") == "closed":
-        pair = (team, milestone_key(doc, doc["milestone"]))
-        if team and wanted(*pair):
-            bump(session, [pair], closed=True)
-            found.add(pair)
+        closed = (team, milestone_key(doc, doc["milestone"]))
+        reached.add(closed)
+    if row is not None and doc is not None:
+        _remember_titles(session, row.source, row.event, doc, team, {s for _, s in reached})
+    bump(session, found)
+    if closed and team and wanted(*closed):
+        bump(session, [closed], closed=True)
+        found.add(closed)
     session.info.setdefault("summaries", []).extend(sorted(found))
+
+
+def _remember_titles(session, source: str, event: str, doc: dict, team, reached: set) -> None:
+    # Only scopes this delivery reached (items of its own verified source): a payload may name
+    # any milestone or sprint, and must not rename another client's.
+    if source == "github":
+        titles = scope_titles.github_titles(event, doc)
+    else:
+        titles = scope_titles.jira_titles(doc, jira_config(context.settings().config, team))
+    ledger_titles.remember(session, {s: t for s, t in titles.items() if s in reached})
 
 
 # --- enqueueing --------------------------------------------------------------------------------
@@ -150,8 +168,10 @@ def render(session, row: Summary, team, now: datetime) -> Rendered | None:
     if target == "milestone":
         text = summary_text.block(figures, title=None, today=today, closed=row.closed)
     else:
+        # The scope's name when a delivery showed it, else its key (still unambiguous).
+        title = ledger_titles.titles_of(session, [row.scope]).get(row.scope, row.scope)
         text = summary_text.comment(target.partition(":")[0], row.scope, figures,
-                                    title=row.scope, today=today, closed=row.closed)  # fmt: skip
+                                    title=title, today=today, closed=row.closed)  # fmt: skip
     return Rendered(version, target, text)
 
 

@@ -31,6 +31,7 @@ from ledger.postbacks import (
     settlement_kind,
 )
 from ledger.store import apply_events
+from ledger.summaries import scopes_of
 from trackrecord.logs import get_logger
 from trackrecord.queue import get_queue, job_is_live, redis_from_url
 from workers import context
@@ -67,6 +68,8 @@ def apply_and_record(session, directory, owner, events, *, reach=None) -> set[st
     keys = {e.item_key for e in events}
     keys |= {d.item_key for e in events for d in linked_deliveries(e)}
     before = outcomes_of(session, keys)
+    # The scopes these items are in now: a summary an item leaves must hear of it too.
+    session.info.setdefault("scopes_before", set()).update(scopes_of(session, keys))
     touched = apply_events(session, directory, owner, events, reach=reach)
     ids = record_settlements(session, before, touched, wanted=wanted)
     session.info.setdefault("postbacks", []).extend(ids)
