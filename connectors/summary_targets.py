@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from connectors.comments import GithubComments, JiraComments, Posted
+from connectors.comments import GithubComments, Gone, JiraComments, Posted
 
 START = "<!-- trackrecord:summary:start -->"
 END = "<!-- trackrecord:summary:end -->"
@@ -66,11 +66,18 @@ def tracking_issue(item_key: str, env=None):
 
 def write_comment(item_key: str, comment_id: str | None, token: str, body: str) -> Posted:
     """Edit our comment in place; without its id, find it by its marker first (an earlier
-    attempt may have posted it), and post it only when it is not there."""
+    attempt may have posted it), and post it only when it is not there. A comment someone
+    deleted is written again: the summary lives on; a tracking issue that is gone stays
+    `Gone`."""
     client, target = tracking_issue(item_key)
+    if comment_id is not None:
+        try:
+            client.edit(target, comment_id, body)
+            return Posted(comment_id)
+        except Gone:
+            pass  # the comment is gone (or the issue: then the search below says so)
+    comment_id = client.find(target, token)
     if comment_id is None:
-        comment_id = client.find(target, token)
-        if comment_id is None:
-            return client.post(target, body)
+        return client.post(target, body)
     client.edit(target, comment_id, body)
     return Posted(comment_id)

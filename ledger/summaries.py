@@ -37,6 +37,7 @@ class Summary(Base):
     comment_id: Mapped[str | None] = mapped_column(String(64))
     body: Mapped[str | None] = mapped_column(Text)  # as last written
     error: Mapped[str | None] = mapped_column(Text)
+    # Last bumped or written: relay takes rows left behind for a while, not ones in flight.
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -58,7 +59,9 @@ def bump(session: Session, found: Iterable[tuple[str, str]], *, closed: bool = F
         row = {"team": team, "scope": scope, "version": 0, "rendered_version": 0,
                "closed": False, "updated_at": utcnow()}  # fmt: skip
         insert_ignore(session, Summary, [row], ["team", "scope"])
-        values = {"version": Summary.version + 1}
+        # A newer state clears a recorded failure: the next job tries again (relay skips rows
+        # that failed, `workers.milestone_summary.relay_summaries`).
+        values = {"version": Summary.version + 1, "error": None, "updated_at": utcnow()}
         if closed:
             values["closed"] = True
         session.execute(

@@ -21,10 +21,10 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from rq import Retry
+from rq import Callback, Retry
 from sqlalchemy import select
 
 from connectors import comments, scope_titles, summary_targets
@@ -133,6 +133,7 @@ def enqueue(pairs: Iterable[tuple[str, str]], *, at: datetime | None = None) -> 
                 continue  # a queued job will read the newest version
             jid = f"summary-{_digest(team, scope)}-{int((at or datetime.now(UTC)).timestamp())}"
             options = dict(retry=JOB_RETRY, job_timeout=120, result_ttl=3600,
+                           on_failure=Callback(on_summary_failure),
                            description=f"update_milestone_summary({team}, {scope})")  # fmt: skip
             if at is None:
                 queue.enqueue(update_milestone_summary, team, scope, job_id=jid, **options)
@@ -140,6 +141,34 @@ def enqueue(pairs: Iterable[tuple[str, str]], *, at: datetime | None = None) -> 
                 queue.enqueue_at(at, update_milestone_summary, team, scope, job_id=jid, **options)
     except Exception as exc:
         log.warning("summary.enqueue_failed", pairs=pairs, error=type(exc).__name__)
+
+
+def relay_summaries(min_age_seconds: float = 60) -> int:
+    """Enqueue the summaries left behind: newer than what the platform shows, untouched for a
+    while, and not failed (a job lost with Redis, or a worker killed mid-job). A failed one
+    waits for the next delivery of its scope, which clears the failure."""
+    settings = context.settings()
+    since = datetime.now(UTC) - timedelta(seconds=min_age_seconds)
+    with context.sessions()() as session:
+        pairs = session.execute(
+            select(Summary.team, Summary.scope).where(
+                Summary.version > Summary.rendered_version,
+                Summary.error.is_(None),
+                Summary.updated_at <= since,
+            )
+        ).all()
+    pairs = [(team, scope) for team, scope in pairs if settings.config.team(team) is not None]
+    enqueue(pairs)  # a pair whose job is still queued keeps its flag and is skipped
+    if pairs:
+        log.info("summary.relayed", count=len(pairs))
+    return len(pairs)
+
+
+def on_summary_failure(job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ calls this on every failed attempt; the last one records the error on the row."""
+    if job.retries_left or len(job.args) != 2:
+        return
+    _fail(*job.args, f"{exc_type.__name__}: {exc_value}")
 
 
 # --- the job -----------------------------------------------------------------------------------
