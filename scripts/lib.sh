@@ -36,9 +36,18 @@ ensure_python() {
   fi
 }
 
+ensure_pango() {
+  # WeasyPrint (the reports' PDFs) loads Debian's Pango at import; a minimal image may lack it.
+  if ! ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0'; then
+    say "installing libpango-1.0-0 and libpangoft2-1.0-0 (PDF reports)"
+    apt_install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+  fi
+}
+
 ensure_venv() {
   # $1: the extras to install ("" or "[dev]"). Re-installs when pyproject.toml changed.
   ensure_python
+  ensure_pango
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV"
     "$PY" -m venv "$VENV"

@@ -1,6 +1,8 @@
 """Imports run one way: down the layers, never up.
 
-    trackrecord (foundation) < ledger (domain) < connectors < workers < webhook_app, cli
+    trackrecord (foundation) < ledger (domain) < reports < connectors < workers < webhook_app, cli
+
+`reports` (monthly client reports: content, charts, formats) reads only the ledger's figures.
 
 A package imports itself and the packages below it. `cli` sits on top and may import the web
 app (`trackrecord serve` builds it); the web app never imports the CLI. Every import counts,
@@ -15,7 +17,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-RANK = {"trackrecord": 0, "ledger": 1, "connectors": 2, "workers": 3, "webhook_app": 4, "cli": 5}
+RANK = {
+    "trackrecord": 0,
+    "ledger": 1,
+    "reports": 2,
+    "connectors": 3,
+    "workers": 4,
+    "webhook_app": 5,
+    "cli": 6,
+}
 
 
 def allowed(importer: str, imported: str) -> bool:
