@@ -6,6 +6,7 @@ pydantic with `extra="forbid"` so a misspelt key is an error, not a silent defau
 from __future__ import annotations
 
 import re
+from email.utils import parseaddr
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -166,11 +167,58 @@ class TeamModel(_Strict):
         return self
 
 
+EMAIL_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+def _check_email(value: str) -> str:
+    if not EMAIL_RE.match(value):
+        raise ValueError(f"{value!r} is not an email address like 'name@example.com'")
+    return value
+
+
+class ReportModel(_Strict):
+    """The monthly report's schedule and channels (issue 10): built on the 1st at `hour` in the
+    client's timezone, posted as an issue in `github_issue_repo`, mailed from `email_from` to
+    `email_to` through SMTP_URL. No channel: built and stored, served, not sent."""
+
+    hour: int = Field(8, ge=0, le=23)
+    github_issue_repo: str | None = None
+    email_to: list[str] = []
+    email_from: str | None = None
+
+    @field_validator("github_issue_repo")
+    @classmethod
+    def _repo(cls, v: str | None) -> str | None:
+        if v is not None and not REPO_RE.match(v):
+            raise ValueError(f"{v!r} is not a repository 'owner/name'")
+        return v
+
+    @field_validator("email_to")
+    @classmethod
+    def _to(cls, v: list[str]) -> list[str]:
+        return [_check_email(a) for a in v]
+
+    @field_validator("email_from")
+    @classmethod
+    def _from(cls, v: str | None) -> str | None:
+        # A display name is welcome ("Acme reports <reports@acme.example>").
+        if v is not None:
+            _check_email(parseaddr(v)[1] or v)
+        return v
+
+    @model_validator(mode="after")
+    def _sender(self) -> ReportModel:
+        if self.email_to and not self.email_from:
+            raise ValueError("email_to needs email_from, the address the report is sent from")
+        return self
+
+
 class ClientModel(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     timezone: str = "UTC"
     token_env: str | None = None
     teams: list[TeamModel] = []
+    report: ReportModel = ReportModel()
 
     _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
     _tok = field_validator("token_env")(classmethod(lambda cls, v: _check_env_name(v)))
