@@ -13,7 +13,7 @@ from datetime import date
 
 import click
 
-from cli.common import load_settings
+from cli.common import api_failure, fail, load_settings, require_schema
 
 
 def _since(ctx, param, value: str | None) -> date | None:
@@ -52,6 +52,7 @@ def _run(kind: str, key: str, backfill, since: date | None, restart: bool, size:
             f"{kind} source {key!r} is not in the configuration "
             f"({settings.config.path or 'no TRACKRECORD_CONFIG'}; listed: {listed})"
         )
+    require_schema(settings.database_url)
     try:
         summary = backfill(
             session_factory(settings.database_url),
@@ -65,11 +66,11 @@ def _run(kind: str, key: str, backfill, since: date | None, restart: bool, size:
     except click.ClickException:
         raise
     except Exception as exc:
+        reason = api_failure(exc)
+        if reason is None:
+            raise  # a bug, with its traceback
         # Pages written so far are committed with their cursor: running again continues.
-        raise click.ClickException(
-            f"backfill stopped: {type(exc).__name__}: {exc}\n"
-            "what was read so far is saved; run the same command again to continue"
-        ) from exc
+        fail(f"backfill stopped: {reason} (what was read is saved; run again to continue)")
     click.echo(json.dumps(summary, default=str))
 
 

@@ -7,14 +7,12 @@ import sys
 
 import click
 
-from cli.common import load_settings
+from cli.common import fail, load_settings, open_database
 from ledger import exclusions
-from trackrecord.db import session_factory
 
 
 def _sessions():
-
-    return session_factory(load_settings().database_url)
+    return open_database(load_settings())
 
 
 def _who(by: str | None) -> str:
@@ -57,7 +55,12 @@ def exclude(source_id: str, reason: str | None, by: str | None, undo: bool) -> N
 @click.option("--team", help="Only this team's items.")
 def list_exclusions(team: str | None) -> None:
     """List every exclusion ever made, undone ones included, oldest first."""
-    Session = _sessions()
+    settings = load_settings()
+    if team is not None and settings.config.team(team) is None:
+        # An unknown team is a typo to report, not a team without exclusions.
+        teams = [t.name for c in settings.config.clients for t in c.teams]
+        fail(f"no team {team!r} in the configuration (teams: {', '.join(teams) or 'none'})", 2)
+    Session = open_database(settings)
     with Session() as session:
         rows = exclusions.listing(session, team)
     if not rows:

@@ -12,10 +12,9 @@ from datetime import date, datetime
 
 import click
 
-from cli.common import load_settings
+from cli.common import load_settings, open_database
 from ledger.reading import FIRST_YEAR, LAST_YEAR, supported
 from ledger.record import team_record
-from trackrecord.db import session_factory
 
 # (field, label, format) in the order a lead reads them: what was due, how it went, trust.
 ROWS = (
@@ -92,6 +91,6 @@ def record(team: str, period_from: date, period_to: date, as_json: bool) -> None
         raise click.BadParameter(f"no team {team!r} in the configuration", param_hint="TEAM")
     if period_from > period_to:
         raise click.BadParameter("--from is after --to", param_hint="--from")
-    with session_factory(settings.database_url)() as session:
+    with open_database(settings)() as session:
         rec = team_record(session.connection(), model, period_from=period_from, period_to=period_to)
     click.echo(json.dumps(rec, indent=2) if as_json else render_table(rec))

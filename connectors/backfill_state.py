@@ -152,10 +152,14 @@ class Progress:
         enabled = sys.stderr.isatty() if enabled is None else enabled
         self.bar = tqdm(desc=label, unit="item", disable=not enabled, file=sys.stderr)
 
-    def waiting(self, seconds: float, status: int | None) -> None:
+    def waiting(self, seconds: float, status: int | None, reason: str | None = None) -> None:
+        # Without an HTTP status the server did not answer at all: say why (refused, no such
+        # host, timed out) rather than a bare "status": null.
         why = "rate limited" if status in (403, 429) else f"HTTP {status}" if status else "retry"
+        why = reason if status is None and reason else why
         self.bar.set_postfix_str(f"{why}: waiting {seconds:.0f}s", refresh=True)
-        log.info("backfill.wait", seconds=round(seconds, 1), status=status)
+        about = {"status": status} if status is not None else {"reason": why}
+        log.info("backfill.wait", seconds=round(seconds, 1), **about)
 
     def advance(self, n: int) -> None:
         self.bar.set_postfix_str("", refresh=False)

@@ -7,6 +7,7 @@ Jobs build their own client (they receive only ids), so this is called inside jo
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from github import Auth, Github, GithubIntegration, GithubRetry
 DEFAULT_API_URL = "https://api.github.com"
 
 # Told how long the client is about to sleep and why (HTTP status), so a progress bar can say so.
-WaitHook = Callable[[float, int | None], None]
+# The reason is set when there was no answer at all (refused, no such host, timed out).
+WaitHook = Callable[[float, int | None, str | None], None]
 
 
 class GithubNotConfigured(RuntimeError):
@@ -34,11 +36,33 @@ class _ReportingRetry(GithubRetry):
         retry.on_wait = self.on_wait
         return retry
 
+    def increment(self, *args, error=None, **kwargs):
+        retry = super().increment(*args, error=error, **kwargs)
+        retry.last_error = error  # what sleep() reports when there is no response
+        return retry
+
     def sleep(self, response=None) -> None:
         if self.on_wait is not None:
             after = self.get_retry_after(response) if response is not None else None
-            self.on_wait(after or self.get_backoff_time(), getattr(response, "status", None))
+            reason = no_answer(getattr(self, "last_error", None)) if response is None else None
+            self.on_wait(
+                after or self.get_backoff_time(), getattr(response, "status", None), reason
+            )
         super().sleep(response)
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def no_answer(error: BaseException | None) -> str | None:
+    """Why a server did not answer, in a few words: "Connection refused", "Name or service not
+    known", "read timed out". urllib3 and requests nest the OS error inside their messages."""
+    if error is None:
+        return None
+    found = _ERRNO.search(str(error))
+    if found:
+        return found.group(1).strip()
+    return "timed out" if "timed out" in str(error).lower() else type(error).__name__
 
 
 def _retry(total: int | None = None, on_wait: WaitHook | None = None) -> GithubRetry:

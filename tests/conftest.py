@@ -24,6 +24,11 @@ from trackrecord import migrate
 from trackrecord.config import Settings
 from trackrecord.db import dispose_all
 
+# The CLI reads the user's env file (`~/.config/trackrecord/env`, written by ./scripts/run);
+# tests never do, so a developer's settings or secrets cannot leak into them. Tests of the
+# env file name their own.
+os.environ["TRACKRECORD_ENV_FILE"] = ""
+
 
 def _reachable(host: str, port: int) -> bool:
     try:

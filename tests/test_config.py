@@ -1,5 +1,7 @@
 """The configuration file: its shape, its defaults, and errors that name file, key and problem."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import CONFIG_TOML
@@ -33,7 +35,8 @@ def test_the_documented_shape_loads(tmp_path):
 def test_defaults_without_environment():
     s = Settings.from_env({})
     assert s.database_url == DEFAULT_DATABASE_URL
-    assert s.database_url.startswith("sqlite:///var/")
+    # Never relative to the current folder (issue 12): the user's data directory.
+    assert s.database_url == f"sqlite:///{Path.home()}/.local/share/trackrecord/trackrecord.db"
     assert s.redis_url == DEFAULT_REDIS_URL == "redis://127.0.0.1:6379/0"
     assert s.config.sources() == []
 
@@ -61,7 +64,7 @@ def test_secret_for_prefers_the_sources_own_variable(tmp_path):
             "clients[0].teams[0].jira[0].project",
             "Jira project key",
         ),
-        ('[[clients]]\nname = "a"\ncolour = "red"\n', "clients[0].colour", "Extra inputs"),
+        ('[[clients]]\nname = "a"\ncolour = "red"\n', "clients[0].colour", "unknown key"),
         ('[[clients]]\ntimezone = "UTC"\n', "clients[0].name", "Field required"),
         (
             '[[clients]]\nname = "a"\n[[clients.teams]]\nname = "t"\n'

@@ -6,6 +6,7 @@ and the values are read from the environment when needed, so the file can be com
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -27,11 +28,31 @@ from trackrecord.config_models import (  # noqa: F401  (re-exported: one import 
     source_index,
 )
 
-DEFAULT_DATABASE_URL = "sqlite:///var/trackrecord.db"
+
+def user_dir(env, xdg_var: str, fallback: str) -> Path:
+    """An XDG base directory (`XDG_CONFIG_HOME`, `XDG_DATA_HOME`), absolute whatever the current
+    folder: the same files wherever a command is run."""
+    value = env.get(xdg_var)
+    if value and os.path.isabs(value):
+        return Path(value)
+    return Path(env.get("HOME") or Path.home()) / fallback
+
+
+def default_database_url(env=None) -> str:
+    """SQLite in the user's data directory. Never relative to the current folder: run from
+    another folder, a relative default silently made a new, empty database there."""
+    env = os.environ if env is None else env
+    data = user_dir(env, "XDG_DATA_HOME", ".local/share")
+    return f"sqlite:///{data / 'trackrecord' / 'trackrecord.db'}"
+
+
+DEFAULT_DATABASE_URL = default_database_url({})
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # GitHub caps webhook payloads at 25 MB and drops larger ones; we refuse the same.
 # https://docs.github.com/en/webhooks/webhook-events-and-payloads#payload-cap
 DEFAULT_MAX_BODY_BYTES = 25 * 1024 * 1024
+# When this variable is set, /metrics asks for `Authorization: Bearer <its value>`.
+METRICS_TOKEN_ENV = "TRACKRECORD_METRICS_TOKEN"
 
 
 class ConfigError(Exception):
@@ -80,6 +101,26 @@ class Config:
         return next((c for c in self.clients if c.name == name), None)
 
 
+# The model behind each key that holds tables, for "did you mean" on a misspelt key.
+_MODEL_OF_KEY = {
+    None: FileModel,
+    "clients": ClientModel,
+    "teams": TeamModel,
+    "github": GithubSourceModel,
+    "jira": JiraSourceModel,
+}
+
+
+def _nearest_key(loc: tuple) -> str:
+    """For an unknown key: the nearest key the table it sits in accepts (difflib)."""
+    parents = [part for part in loc[:-1] if isinstance(part, str)]
+    model = _MODEL_OF_KEY.get(parents[-1] if parents else None)
+    if model is None or not isinstance(loc[-1], str):
+        return ""
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _format_loc(loc: tuple, data: dict) -> str:
     """Turn pydantic's location into the TOML key a person would look for: clients[0].teams[1].x"""
     out = ""
@@ -111,6 +152,8 @@ def load_config(path: str | os.PathLike | None) -> Config:
         for err in exc.errors():
             key = _format_loc(err["loc"], data)
             msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key" + _nearest_key(err["loc"])
             problems.append(f"{p}: {key}: {msg}")
         raise ConfigError("\n".join(problems)) from None
 
@@ -146,19 +189,30 @@ class Settings:
     jira_allow_unsigned: bool = False
     relay_min_age_seconds: float = 30.0
     max_attempts: int = 5
+    metrics_token_env: str = METRICS_TOKEN_ENV  # read on each scrape, never copied here
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         cfg_path = env.get("TRACKRECORD_CONFIG") or None
+        # Every problem at once, the environment's and the file's: one fix-and-retry round.
+        problems = []
+        max_body = DEFAULT_MAX_BODY_BYTES
         try:
             max_body = int(env.get("TRACKRECORD_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
         except ValueError:
-            raise ConfigError("TRACKRECORD_MAX_BODY_BYTES: not a whole number") from None
+            problems.append("TRACKRECORD_MAX_BODY_BYTES: not a whole number")
+        config = Config(path=None)
+        try:
+            config = load_config(cfg_path)
+        except ConfigError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise ConfigError("\n".join(problems))
         return cls(
-            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            database_url=env.get("DATABASE_URL") or default_database_url(env),
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
-            config=load_config(cfg_path),
+            config=config,
             max_body_bytes=max_body,
             queue_name=env.get("TRACKRECORD_QUEUE", "trackrecord"),
             jira_allow_unsigned=env.get("TRACKRECORD_JIRA_ALLOW_UNSIGNED", "") in ("1", "true"),

@@ -22,7 +22,7 @@ from flask import Blueprint, jsonify, request, url_for
 from ledger import listing, record
 from ledger.milestones import team_milestones
 from ledger.reading import FIRST_YEAR, LAST_YEAR, supported
-from webhook_app.auth import client_for, principal, team_for
+from webhook_app.auth import ADMIN, client_for, principal, team_for
 from webhook_app.errors import Rejected
 from webhook_app.services import services
 
@@ -71,6 +71,32 @@ def _int(name: str, default: int, least: int, most: int) -> int:
             f"{name}={raw[:20]!r}: {name} must be a whole number from {least} to {most}",
         )
     return int(raw)
+
+
+@bp.get("/teams")
+def teams():
+    """The teams this token may see, each with the words of its last 90 days (the badge's)."""
+    who = principal()
+    config = services().settings.config
+    now, listed = datetime.now(UTC), []
+    with services().sessions() as session:
+        for client in config.clients:
+            if who is not ADMIN and client.name != who:
+                continue
+            for team in client.teams:
+                words = record.badge(
+                    session.connection(), team=team.name, now=now, tz=ZoneInfo(team.timezone)
+                )
+                listed.append(
+                    {
+                        "name": team.name,
+                        "client": client.name,
+                        "timezone": team.timezone,
+                        "summary": words.words,
+                        "summary_days": record.BADGE_DAYS,
+                    }
+                )
+    return jsonify(teams=listed)
 
 
 @bp.get("/teams/<team>/track-record")

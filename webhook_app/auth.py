@@ -2,7 +2,8 @@
 by the JSON API and every route behind a token.
 
 A client's token comes from the variable its `token_env` names and reads only its own teams;
-`TRACKRECORD_ADMIN_TOKEN` reads all. Tokens are read from the environment on each request.
+`TRACKRECORD_ADMIN_TOKEN` reads all. Tokens are read from the environment on each request, and
+tokens minted by `trackrecord token mint` from the database (ledger/tokens.py).
 No existence leaks: to a client's token, another client's team (or the other client itself)
 and a name that exists nowhere answer the same 404 with the same body. There is no 403.
 """
@@ -14,6 +15,7 @@ import os
 
 from flask import request
 
+from ledger import tokens
 from trackrecord.config import ADMIN_TOKEN_ENV
 from webhook_app.errors import Rejected
 from webhook_app.services import services
@@ -33,7 +35,10 @@ class Unauthorized(Rejected):
 
 
 def resolve(token: str):
-    """ADMIN, the name of the client the token belongs to, or None."""
+    """ADMIN, the name of the client the token belongs to, or None.
+
+    The environment's tokens first, then those minted with `trackrecord token mint`, looked up
+    by their SHA-256 on every request, so a new or revoked token counts at once, no restart."""
     config = services().settings.config
     candidates = [(ADMIN, os.environ.get(ADMIN_TOKEN_ENV))]
     candidates += [(c.name, os.environ.get(c.token_env)) for c in config.clients if c.token_env]
@@ -43,7 +48,16 @@ def resolve(token: str):
         # token came close. An unset or empty variable never matches.
         if secret and hmac.compare_digest(token.encode(), secret.encode()) and found is None:
             found = who
-    return found
+    if found is not None:
+        return found
+    with services().sessions() as session:
+        row = tokens.lookup(session, token)
+    if row is None:
+        return None
+    if row.admin:
+        return ADMIN
+    # A client taken out of the configuration takes its minted tokens with it.
+    return row.client if config.client(row.client) is not None else None
 
 
 def principal():

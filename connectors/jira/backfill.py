@@ -24,6 +24,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from connectors import backfill_state, team_config
 from connectors.backfill_state import Fetched, Progress
+from connectors.github_api import no_answer
 from connectors.jira.fields import parse_time
 from connectors.jira.history import issue_history
 from connectors.jira_api import jira_client
@@ -64,9 +65,9 @@ def _retrying(retries: int, backoff: float, bar: Progress) -> Retrying:
         )
 
     def before_sleep(state) -> None:
-        bar.waiting(
-            state.next_action.sleep, getattr(state.outcome.exception(), "status_code", None)
-        )
+        exc = state.outcome.exception()
+        status = getattr(exc, "status_code", None)
+        bar.waiting(state.next_action.sleep, status, None if status else no_answer(exc))
 
     return Retrying(
         stop=stop_after_attempt(retries + 1),
