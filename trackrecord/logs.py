@@ -17,8 +17,22 @@ REDACTED = "[redacted]"
 
 def redact(_logger, _method, event_dict: dict) -> dict:
     for key in list(event_dict):
-        if _SECRET_KEY.search(key):
+        if isinstance(key, str) and _SECRET_KEY.search(key):
             event_dict[key] = REDACTED
+        elif isinstance(event_dict[key], dict):  # headers and the like, one level down too
+            event_dict[key] = redact(None, None, dict(event_dict[key]))
+    return event_dict
+
+
+def add_job(_logger, _method, event_dict: dict) -> dict:
+    """Inside an RQ job every line names the job, so a delivery's lines (its job id is
+    `delivery-<row>`) can be followed from intake to the ledger. RQ keeps the running job in a
+    context variable; outside a job, or in a process without RQ, nothing is added."""
+    rq_job = sys.modules.get("rq.job")
+    if rq_job is not None and "job" not in event_dict:
+        job = rq_job.get_current_job()
+        if job is not None:
+            event_dict["job"] = job.id
     return event_dict
 
 
@@ -32,6 +46,7 @@ def configure(*, json: bool | None = None, level: int = logging.INFO) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_job,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact,

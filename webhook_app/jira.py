@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 
 from connectors.jira.normalize import ROUTING
 from connectors.routing import Decision
@@ -77,6 +77,7 @@ def receive():
     event = doc.get("webhookEvent")
     if not isinstance(event, str) or not event:
         raise Rejected(400, "missing_event", "body has no 'webhookEvent'")
+    g.webhook_event = event  # for /metrics (webhook_app/metrics.py), which bounds the label
     action = doc.get("issue_event_type_name")
     action = action if isinstance(action, str) else None
     # The connector's routing table decides, the same one the worker reads.
