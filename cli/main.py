@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import click
 
-from cli import backfill, ledger, postbacks, processes, record
+from cli import (
+    backfill,
+    demo,
+    ledger,
+    postbacks,
+    processes,
+    record,
+    report,
+    reports,
+    status,
+    token,
+)
+from cli.common import PlainErrors
 from trackrecord.logs import configure
 
 
-@click.group()
+@click.group(cls=PlainErrors)
 def main() -> None:
     """trackrecord: a team's GitHub and Jira work, turned into a track record of kept promises."""
     configure()
@@ -27,7 +39,12 @@ for command in (
     ledger.list_exclusions,
     backfill.backfill,
     record.record,
+    report.report,
     postbacks.postbacks,
+    reports.reports,
+    status.status,
+    token.token,
+    demo.demo,
 ):
     main.add_command(command)
 

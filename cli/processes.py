@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import click
 
-from cli.common import load_settings
+from cli.common import api_failure, fail, load_settings, require_schema
 
 # The access log names the path, never the query string: a client that sends its API token
 # as `?token=...` is refused, and its token must not then sit in the log. (Gunicorn's default
@@ -138,16 +138,31 @@ def reconcile(source: str | None) -> None:
     """Heal what was lost: ask GitHub to redeliver failed webhook deliveries, then re-read what
     changed since the last good backfill. SOURCE is OWNER/REPO or a Jira key (default: all)."""
     settings = load_settings()
-    from workers.reconcile import reconcile_all, reconcile_source
+    from workers.reconcile import reconcile_source
 
-    if source is None:
-        result = reconcile_all()
-    else:
+    sources = settings.config.sources()
+    if source is not None:
         kind = "github" if "/" in source else "jira"
         if settings.config.source(kind, source) is None:
             raise click.ClickException(f"{source} is not a source in the configuration")
-        result = reconcile_source(kind, source)
-    click.echo(json.dumps(result, default=str))
+        sources = [settings.config.source(kind, source)]
+    require_schema(settings.database_url)
+    result, failed = {}, False
+    for each in sources:
+        # One source at a time, each failure in one line with its reason (no credentials, the
+        # API does not answer, what the API said), and the others still run.
+        try:
+            result[each.key] = reconcile_source(each.kind, each.key)
+        except Exception as exc:
+            # Anything else is still one source's failure: the others go on (README).
+            reason = api_failure(exc) or f"{type(exc).__name__}: {str(exc)[:200]}"
+            result[each.key], failed = {"error": reason}, True
+            click.echo(f"trackrecord: reconcile {each.key}: {reason}", err=True)
+    # One source named: its own result, as before; all: keyed by source.
+    shown = result[sources[0].key] if source is not None else result
+    click.echo(json.dumps(shown, default=str))
+    if failed:
+        sys.exit(1)
 
 
 @click.group()
@@ -175,9 +190,15 @@ def db_current() -> None:
 def check_config() -> None:
     """Validate TRACKRECORD_CONFIG and list the sources it declares."""
     settings = load_settings()
+    if settings.config.path is None:
+        fail(
+            "TRACKRECORD_CONFIG is not set, so every delivery would be ignored: point it at a "
+            "TOML file (see deploy/trackrecord.example.toml)",
+            code=2,
+        )
     for source in settings.config.sources():
         click.echo(f"{source.kind:6} {source.key:40} team={source.team} client={source.client}")
-    click.echo(f"ok: {settings.config.path or '(no file: every delivery will be ignored)'}")
+    click.echo(f"ok: {settings.config.path}")
 
 
 def _redis_reachable(url: str) -> bool:

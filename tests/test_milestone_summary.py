@@ -175,8 +175,7 @@ def test_a_jira_version_summary_is_one_comment_on_the_summary_issue(
     h.run_worker(settings, redis_conn)
     (comment,) = stub.comments["TES-1"]
     assert comment["body"].startswith(
-        "Milestone summary: 1.0\n\n"
-        "Delivered 0 · open 2 · late 0 · dropped 0\n"
+        "Milestone summary: 1.0\n\nDelivered 0 · open 2 · late 0 · dropped 0\n"
     )
     assert (
         "{color:#999999}~trackrecord:summary:jira:example.atlassian.net/version/10001~"

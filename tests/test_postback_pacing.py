@@ -11,8 +11,11 @@ from rq import Queue, Retry
 
 from ledger.codec import utc
 from tests import ledger_helpers as h
-from tests.test_postbacks import DUE, closed, deliver, gh, promised, reply, rows  # noqa: F401
+from tests import test_postbacks
+from tests.test_postbacks import DUE, closed, deliver, promised, reply, rows
 from workers import postback
+
+gh = test_postbacks.gh  # the stand-in for GitHub's API, as a fixture of this module too
 
 
 def test_a_burst_is_paced_under_the_content_creation_limit(
@@ -20,7 +23,7 @@ def test_a_burst_is_paced_under_the_content_creation_limit(
     settings,
     redis_conn,
     gh,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     monkeypatch.setattr(postback, "PACE", {"github": ((3600, 2),)})  # 2 an hour, for the test
     deliver(client, settings, redis_conn, *[promised(n) for n in (1, 2, 3, 4)])
@@ -46,7 +49,7 @@ def test_a_5xx_that_never_ends_is_retried_then_recorded_as_failed(
     settings,
     redis_conn,
     gh,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     monkeypatch.setattr(postback, "JOB_RETRY", Retry(max=2))  # no wait between tries, for the test
     for _ in range(3):  # one answer per try: the first and both retries

@@ -133,11 +133,13 @@ def test_delivered_early_on_time_late_and_dropped_say_so(client, settings, redis
     )
     first = {n: cs[0]["body"].splitlines()[0] for n, cs in gh.comments.items()}
     assert first == {
-        1: f"Delivered 2 days early: promised for v1.0, due {day(DUE)}, closed {day(DUE - timedelta(days=2))}",
+        1: f"Delivered 2 days early: promised for v1.0, due {day(DUE)}, "
+        f"closed {day(DUE - timedelta(days=2))}",
         2: f"Delivered on time: promised for v1.0, due {day(DUE)}, closed {day(DUE)}",
-        3: f"Delivered 3 days late: promised for v1.0, due {day(DUE)}, closed {day(DUE + timedelta(days=3))}",
-        4: f"Dropped: promised for v1.0, due {day(DUE)}, closed on {day(DUE - timedelta(days=1))} "
-        "without being delivered",
+        3: f"Delivered 3 days late: promised for v1.0, due {day(DUE)}, "
+        f"closed {day(DUE + timedelta(days=3))}",
+        4: f"Dropped: promised for v1.0, due {day(DUE)}, "
+        f"closed on {day(DUE - timedelta(days=1))} without being delivered",
     }
     late = gh.comments[3][0]["body"]
     assert "Milestone: 3 of 3 done, 0 still open" in late  # the dropped one left the scope

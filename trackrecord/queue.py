@@ -86,3 +86,58 @@ def forget_executions(redis: Redis, queue: Queue, job_id: str) -> int:
     if stale:
         redis.zrem(registry.key, *(member for member, _score in stale))
     return len(stale)
+
+
+# Take up to ARGV[2] waiting jobs whose ids start with ARGV[1] from the head of the queue
+# (looking at no more than ARGV[3] entries), in one atomic step: off the list, so no other
+# worker dequeues them, and marked `started` by worker ARGV[5], so that relay sees them live
+# while that worker beats and lost once it stops (`job_is_live`), as it sees a job RQ started.
+# Their hashes expire in a day in any case. Ids with a key under ARGV[4] are left alone: they
+# must run as their own job.
+_TAKE = """
+local taken = {}
+local limit = tonumber(ARGV[2])
+for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)) do
+  if #taken >= limit then break end
+  if string.sub(id, 1, #ARGV[1]) == ARGV[1] and redis.call('EXISTS', ARGV[4] .. id) == 0 then
+    redis.call('LREM', KEYS[1], 1, id)
+    redis.call('HSET', KEYS[2] .. id, 'status', 'started', 'worker_name', ARGV[5])
+    redis.call('EXPIRE', KEYS[2] .. id, 86400)
+    taken[#taken + 1] = id
+  end
+end
+return taken
+"""
+ALONE_PREFIX = "trackrecord:alone:"
+
+
+def take_waiting(redis: Redis, queue: Queue, prefix: str, limit: int, worker: str) -> list[str]:
+    """The ids of up to `limit` jobs named `prefix...` waiting at the head of `queue`, taken
+    off it for `worker`: the caller owns them now, puts back (enqueues again) any it does not
+    finish, and drops the others (`drop_taken`)."""
+    if limit <= 0:
+        return []
+    ids = redis.eval(
+        _TAKE,
+        2,
+        queue.key,
+        Job.redis_job_namespace_prefix,
+        prefix,
+        limit,
+        limit * 4,
+        ALONE_PREFIX,
+        worker,
+    )
+    return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+
+def drop_taken(redis: Redis, job_ids: list[str]) -> None:
+    """The taken jobs are done with: their hashes go (relay reads the database, not them)."""
+    if job_ids:
+        redis.delete(*(Job.key_for(i) for i in job_ids))
+
+
+def run_alone(redis: Redis, job_id: str, seconds: int = 24 * 3600) -> None:
+    """The job failed inside a batch: from now on it is not taken into one (take_waiting), so
+    it fails, is retried and lands in the failed registry as its own job."""
+    redis.set(ALONE_PREFIX + job_id, 1, ex=seconds)

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import os
+
 import structlog
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from trackrecord.config import Settings
 from trackrecord.db import session_factory
 from trackrecord.logs import configure
 from webhook_app.services import EXTENSION, Services
 
+PROXY_HOPS_ENV = "TRACKRECORD_PROXY_HOPS"
+
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from webhook_app import api, badges, errors, github, health, jira
+    from webhook_app import (
+        api,
+        badges,
+        errors,
+        github,
+        health,
+        jira,
+        metrics,
+        pages,
+        pages_auth,
+        pages_operator,
+        reports,
+    )
 
     if not structlog.is_configured():
         configure()
@@ -20,7 +37,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.extensions[EXTENSION] = Services(settings, session_factory(settings.database_url))
 
-    for bp in (health.bp, github.bp, jira.bp, api.bp, badges.bp):
+    for bp in (health.bp, github.bp, jira.bp, api.bp, badges.bp, metrics.bp, reports.bp):
         app.register_blueprint(bp)
+    # The pages (issue 12): session cookie and secret key, then their routes.
+    pages_auth.init_app(app)
+    for bp in (pages.bp, pages_operator.bp):
+        app.register_blueprint(bp)
+    if hops := int(os.environ.get(PROXY_HOPS_ENV, "0") or 0):
+        # Trust X-Forwarded-Proto/-For/-Host from that many proxies only: then a request that
+        # reached the proxy over HTTPS gets its `Secure` session cookie.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     errors.init_app(app)
     return app

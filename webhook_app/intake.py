@@ -11,11 +11,12 @@ from __future__ import annotations
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flask import jsonify, request
 from gunicorn.http.errors import ParseException
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import ClientDisconnected
 
@@ -24,7 +25,7 @@ from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, DeliveryStatus
 from webhook_app.errors import Rejected
 from webhook_app.services import services
-from workers.enqueue import enqueue_delivery, mark_queued
+from workers.enqueue import enqueue_delivery
 
 log = get_logger("webhook_app")
 
@@ -220,29 +221,42 @@ def safe_headers() -> dict[str, str]:
     }
 
 
+# Built once: a statement made per request costs as much again as running it (its cache key).
+_INSERT = insert(Delivery).returning(Delivery.id)
+
+
 def accept(incoming: Incoming):
-    """Store the delivery, then hand it to the queue. No 2xx unless the row is committed."""
+    """Store the delivery, then hand it to the queue. No 2xx unless the row is committed.
+
+    One commit on the way that matters: the row is inserted already marked `queued` (one
+    attempt), since the enqueue right after it nearly always succeeds; only when it fails is
+    the mark taken back to `pending`. A row left `queued` without a job (this process killed
+    between its commit and its enqueue, or the database gone before the mark was taken back)
+    is what relay puts back on the queue: it enqueues a queued row whose job Redis does not
+    hold, as it does a pending one."""
     validate(incoming)
     svc = services()
-    Session = svc.sessions
+    values = dict(
+        source=incoming.source,
+        delivery_id=incoming.delivery_id,
+        event=incoming.event,
+        action=incoming.action,
+        source_key=incoming.source_key,
+        team=incoming.team,
+        verified_sources=(
+            None if incoming.verified_sources is None else list(incoming.verified_sources)
+        ),
+        headers=safe_headers(),
+        body=incoming.body,
+        status=DeliveryStatus.QUEUED,
+        queued_at=datetime.now(UTC),
+        attempts=1,
+    )
     try:
-        with Session() as session:
-            row = Delivery(
-                source=incoming.source,
-                delivery_id=incoming.delivery_id,
-                event=incoming.event,
-                action=incoming.action,
-                source_key=incoming.source_key,
-                team=incoming.team,
-                verified_sources=(
-                    None if incoming.verified_sources is None else list(incoming.verified_sources)
-                ),
-                headers=safe_headers(),
-                body=incoming.body,
-                status=DeliveryStatus.PENDING,
-            )
-            session.add(row)
+        # A plain INSERT ... RETURNING: the ORM's unit of work costs more than the statement.
+        with svc.one_writer(), svc.sessions() as session:
             try:
+                row_id = session.execute(_INSERT, values).scalar_one()
                 session.commit()
             except IntegrityError:
                 # The unique (source, delivery_id) key decides races between concurrent
@@ -258,7 +272,6 @@ def accept(incoming: Incoming):
                     raise
                 log.info("webhook.duplicate", source=incoming.source, delivery=incoming.delivery_id)
                 return jsonify(delivery=incoming.delivery_id, status="duplicate"), 200
-            row_id = row.id
     except DBAPIError as exc:
         log.error(
             "webhook.database_unavailable",
@@ -272,14 +285,15 @@ def accept(incoming: Incoming):
             delivery=incoming.delivery_id,
         ), 503
 
-    status = _enqueue(row_id, incoming)
+    status = _enqueue(svc, row_id, incoming)
     return jsonify(delivery=incoming.delivery_id, status=status), 202
 
 
-def _enqueue(row_id: int, incoming: Incoming) -> str:
-    svc = services()
+def _enqueue(svc, row_id: int, incoming: Incoming) -> str:
     try:
-        enqueue_delivery(svc.queue(), row_id)
+        with svc.redis().pipeline() as pipe:
+            enqueue_delivery(svc.queue(), row_id, pipeline=pipe)
+            pipe.execute()
     except (RedisError, OSError) as exc:
         # Stored is enough to answer 2xx: `trackrecord relay` (and the worker) enqueue it later.
         log.warning(
@@ -288,13 +302,8 @@ def _enqueue(row_id: int, incoming: Incoming) -> str:
             delivery=incoming.delivery_id,
             error=type(exc).__name__,
         )
+        _unmark_queued(svc, row_id, incoming)
         return DeliveryStatus.PENDING
-    try:
-        with svc.sessions() as session, session.begin():
-            mark_queued(session, row_id, DeliveryStatus.PENDING)
-    except DBAPIError:
-        # The job is on the queue and the row is stored; relay tidies the status later.
-        log.warning("webhook.mark_queued_failed", delivery=incoming.delivery_id)
     log.info(
         "webhook.queued",
         source=incoming.source,
@@ -303,6 +312,20 @@ def _enqueue(row_id: int, incoming: Incoming) -> str:
         team=incoming.team,
     )
     return DeliveryStatus.QUEUED
+
+
+def _unmark_queued(svc, row_id: int, incoming: Incoming) -> None:
+    """No job went on the queue: the row says so (`pending`, no attempt yet)."""
+    try:
+        with svc.one_writer(), svc.sessions() as session, session.begin():
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == row_id, Delivery.status == DeliveryStatus.QUEUED)
+                .values(status=DeliveryStatus.PENDING, queued_at=None, attempts=0)
+            )
+    except DBAPIError:
+        # Left `queued` with no job in Redis: relay enqueues it all the same.
+        log.warning("webhook.mark_pending_failed", delivery=incoming.delivery_id)
 
 
 def ignored(incoming_delivery: str, reason: str):

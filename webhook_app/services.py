@@ -3,6 +3,8 @@ kept in `app.extensions`; `services()` reaches it from inside a request."""
 
 from __future__ import annotations
 
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -21,6 +23,10 @@ class Services:
     settings: Settings
     sessions: sessionmaker[Session]
     _redis: Redis | None = field(default=None, repr=False)
+    _queue: Queue | None = field(default=None, repr=False)
+    # Made when the app is built, in the gunicorn worker after gevent has patched `threading`:
+    # then waiting for it lets the other greenlets run.
+    _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def redis(self) -> Redis:
         if self._redis is None:
@@ -28,7 +34,18 @@ class Services:
         return self._redis
 
     def queue(self) -> Queue:
-        return get_queue(self.redis(), self.settings.queue_name)
+        # One Queue per process, like the Redis client and its connection pool.
+        if self._queue is None:
+            self._queue = get_queue(self.redis(), self.settings.queue_name)
+        return self._queue
+
+    def one_writer(self) -> AbstractContextManager:
+        """Around a write on SQLite, which takes one writer at a time: the requests of this
+        process queue here, where a gevent worker's other greenlets go on running, rather than
+        in SQLite's busy handler, which sleeps the whole process. PostgreSQL needs none."""
+        if self.settings.database_url.startswith("sqlite"):
+            return self._write_lock
+        return nullcontext()
 
 
 def services() -> Services:

@@ -13,17 +13,19 @@ from trackrecord.config import Settings
 from trackrecord.db import session_factory
 
 _ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "TRACKRECORD_CONFIG", "TRACKRECORD_QUEUE")
-_cache: dict[tuple, tuple[Settings, Directory]] = {}
+_cache: dict[tuple, tuple[Settings, Directory, sessionmaker[Session]]] = {}
 
 
-def _current() -> tuple[Settings, Directory]:
+def _current() -> tuple[Settings, Directory, sessionmaker[Session]]:
     # Re-read when the environment changes (tests switch databases); otherwise parse the
-    # configuration file once per process, not once per job.
+    # configuration file once per process, not once per job (the worker does not fork: one
+    # process runs every job, with one engine and its pooled connections).
     key = tuple(os.environ.get(k) for k in _ENV_KEYS)
     if key not in _cache:
         _cache.clear()
         settings = Settings.from_env()
-        _cache[key] = settings, build_directory(settings.config)
+        sessions = session_factory(settings.database_url)
+        _cache[key] = settings, build_directory(settings.config), sessions
     return _cache[key]
 
 
@@ -37,4 +39,4 @@ def directory() -> Directory:
 
 
 def sessions() -> sessionmaker[Session]:
-    return session_factory(settings().database_url)
+    return _current()[2]

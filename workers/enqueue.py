@@ -1,6 +1,6 @@
-"""Handing a stored delivery to RQ: its job id, the retry policy of `process_delivery`, and the
-row's move to `queued`. The web route and relay both enqueue through here, so a relayed
-delivery is the same job as its first enqueue."""
+"""Handing a stored delivery to RQ: the retry policy of `process_delivery` (its job id is
+workers.jobs.job_id) and the row's move to `queued`. The web route and relay both enqueue
+through here, so a relayed delivery is the same job as its first enqueue."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from trackrecord.models import Delivery, DeliveryStatus
-from workers.jobs import on_delivery_failure, process_delivery
+from workers.jobs import job_id, on_delivery_failure, process_delivery
 
 # A delivery's job may be retried by RQ itself for passing faults (database restarting,
 # GitHub API 5xx) before relay takes over; the intervals leave room for a restart.
@@ -20,12 +20,9 @@ JOB_RETRY = Retry(max=3, interval=[5, 30, 120])
 JOB_TIMEOUT = 300
 
 
-def job_id(delivery_row_id: int) -> str:
-    # RQ job ids allow letters, digits, '-' and '_' only; the row id is unique and stable.
-    return f"delivery-{delivery_row_id}"
-
-
-def enqueue_delivery(queue: Queue, delivery_row_id: int) -> Job:
+def enqueue_delivery(queue: Queue, delivery_row_id: int, *, pipeline=None) -> Job:
+    """Put the delivery's job on the queue. With `pipeline`, the caller executes it: the job's
+    hash and its place on the queue then cost one round trip to Redis."""
     return queue.enqueue(
         process_delivery,
         delivery_row_id,
@@ -36,6 +33,7 @@ def enqueue_delivery(queue: Queue, delivery_row_id: int) -> Job:
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
         description=f"process_delivery({delivery_row_id})",
+        pipeline=pipeline,
     )
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import structlog
+from rq import get_current_job
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from connectors import team_config
 from connectors.directory import owner_of
@@ -17,50 +22,50 @@ from trackrecord import payloads
 from trackrecord.config import source_index
 from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, DeliveryStatus
+from trackrecord.queue import drop_taken, get_queue, run_alone, take_waiting
 from workers import context, milestone_summary, postback
 
 log = get_logger("workers.jobs")
 
 
+# One job drains up to BATCH deliveries: its own, then those whose jobs wait behind it on the
+# queue, taken off it (trackrecord.queue.take_waiting). RQ's own bookkeeping costs about 3 ms
+# a job on this machine, as much as applying a delivery, so one job for many is what lets a
+# worker drain more than RQ runs jobs. Each delivery keeps its own transaction: the ledger
+# locks a milestone while it writes to it (ledger.store._lock_scopes), and a batch holding
+# them all until its end would make a second worker wait for the whole batch.
+BATCH = 100
+# A batch stops after this long; the deliveries it has not reached go back on the queue.
+BATCH_SECONDS = 20.0
+JOB_PREFIX = "delivery-"
+
+
+def job_id(delivery_row_id: int) -> str:
+    # RQ job ids allow letters, digits, '-' and '_' only; the row id is unique and stable.
+    return f"{JOB_PREFIX}{delivery_row_id}"
+
+
 def process_delivery(delivery_row_id: int) -> str:
-    """Claim and process a delivery in one transaction.
+    """Claim and process a delivery, then the deliveries queued behind it, each exactly once.
 
     The claim is an UPDATE ... WHERE status <> 'processed' inside the same transaction as the
     ledger writes: a second run of the same job (relay, RQ retry, redelivered id) waits on the
-    row lock and then finds nothing to claim; a worker killed mid-job never commits, so the row
-    stays claimable and nothing is half-applied.
+    row lock and then finds nothing to claim; a worker killed mid-job never commits that
+    delivery, so it stays claimable and nothing is half-applied (the jobs it took off the
+    queue are marked started by it, so relay enqueues them again once it stops beating).
 
     A payload that does not have the shape its connector reads (`InvalidPayload`) is a verdict,
     not a fault: the transaction is rolled back, so the ledger is as it was, the delivery is
-    marked failed with the reason, and the job ends normally, so RQ does not retry it and the
-    deliveries behind it go on.
+    marked failed with the reason, and the job goes on. Any other fault of the job's own
+    delivery fails the job (RQ retries it, then the failed registry); of a delivery taken into
+    the batch, sends that one back to the queue to run as its own job.
     """
-    Session = context.sessions()
-    try:
-        with Session() as session, session.begin():
-            claimed = session.execute(
-                update(Delivery)
-                .where(Delivery.id == delivery_row_id, Delivery.status != DeliveryStatus.PROCESSED)
-                .values(status=DeliveryStatus.PROCESSED, processed_at=datetime.now(UTC), error=None)
-            ).rowcount
-            if not claimed:
-                exists = session.scalar(select(Delivery.id).where(Delivery.id == delivery_row_id))
-                outcome = "already_processed" if exists else "missing"
-                log.info("delivery.skip", row=delivery_row_id, outcome=outcome)
-                return outcome
-            row = session.get(Delivery, delivery_row_id)
-            source, kind = row.source, row.event
-            doc = payloads.decode(row.body, row.headers)
-            handle(session, row, doc)
-            posts = session.info.pop("postbacks", [])
-            summaries = session.info.pop("summaries", [])
-    except InvalidPayload as exc:
-        _mark_invalid(Session, delivery_row_id, exc.reason)
-        return "invalid"
-    postback.enqueue(posts)  # only after the commit: the job must find its row
-    milestone_summary.enqueue(summaries)
-    log.info("delivery.processed", row=delivery_row_id, source=source, kind=kind)
-    return "processed"
+    batch = Batch(context.sessions())
+    outcome = batch.one(delivery_row_id)
+    if outcome in ("processed", "invalid"):
+        batch.run()
+    batch.finish()
+    return outcome
 
 
 def _mark_invalid(Session, row_id: int, reason: str) -> None:
@@ -71,6 +76,107 @@ def _mark_invalid(Session, row_id: int, reason: str) -> None:
             .values(status=DeliveryStatus.FAILED, error=f"invalid payload: {reason}"[:2000])
         )
     log.warning("delivery.invalid", row=row_id, reason=reason[:500])
+
+
+class Batch:
+    """One job's deliveries: its own, then those it takes from the queue, applied in arrival
+    order (the ledger folds each item's events in event-time order whatever order they are
+    stored in: ledger/store.py), each in its own transaction."""
+
+    def __init__(self, Session):
+        self.Session = Session
+        self.redis = self.queue = None
+        self.back: list[int] = []  # taken, not finished here: enqueued again
+        self.alone: list[int] = []  # taken and failed here: run as their own jobs
+        self.posts: list[int] = []  # postback rows, enqueued once the batch is over
+        self.summaries: list = []
+        self.done: list[str] = []  # taken jobs finished here: their hashes are dropped
+
+    def one(self, row_id: int, row: Delivery | None = None) -> str:
+        try:
+            with self.Session() as session, session.begin():
+                claimed = session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == row_id, Delivery.status != DeliveryStatus.PROCESSED)
+                    .values(
+                        status=DeliveryStatus.PROCESSED, processed_at=datetime.now(UTC), error=None
+                    )
+                ).rowcount
+                if not claimed:
+                    exists = session.scalar(select(Delivery.id).where(Delivery.id == row_id))
+                    outcome = "already_processed" if exists else "missing"
+                    log.info("delivery.skip", row=row_id, outcome=outcome)
+                    return outcome
+                row = row if row is not None else session.get(Delivery, row_id)
+                # Every line logged while it is applied names the sender's delivery id too.
+                with structlog.contextvars.bound_contextvars(delivery=row.delivery_id, row=row_id):
+                    handle(session, row, payloads.decode(row.body, row.headers))
+                posts = session.info.pop("postbacks", [])
+                summaries = session.info.pop("summaries", [])
+        except InvalidPayload as exc:  # rolled back: the claim and whatever was written
+            _mark_invalid(self.Session, row_id, exc.reason)
+            return "invalid"
+        self.posts += posts
+        self.summaries += summaries
+        log.info("delivery.processed", row=row_id, delivery=row.delivery_id, source=row.source,
+                 kind=row.event)  # fmt: skip
+        return "processed"
+
+    def run(self) -> None:
+        job = get_current_job()
+        if job is None:  # called directly, not by a worker: nothing to take
+            return
+        self.redis, self.queue = job.connection, get_queue(job.connection, job.origin)
+        worker = job.worker_name or ""
+        ids = take_waiting(self.redis, self.queue, JOB_PREFIX, BATCH - 1, worker)
+        taken = sorted(int(i.removeprefix(JOB_PREFIX)) for i in ids)
+        if not taken:
+            return
+        deadline = time.monotonic() + BATCH_SECONDS
+        try:
+            with self.Session() as session:  # the stored deliveries never change: one read
+                rows = session.scalars(
+                    select(Delivery).where(Delivery.id.in_(taken)).order_by(Delivery.id)
+                ).all()
+        except BaseException:
+            self.back += taken
+            raise
+        left = [row.id for row in rows]
+        for row in rows:
+            if time.monotonic() > deadline:
+                break
+            try:
+                self.one(row.id, row)
+            except (JobTimeoutException, OperationalError, InterfaceError):
+                break  # out of time, or the database is away: the rest go back as they were
+            except Exception as exc:
+                self.alone.append(row.id)
+                log.warning("delivery.batch_failed", row=row.id, error=type(exc).__name__)
+            left.remove(row.id)
+        self.back += left
+        self.done = [job_id(i) for i in taken if i not in left and i not in self.alone]
+        log.info("delivery.batch", taken=len(taken), back=len(left), alone=len(self.alone))
+
+    def finish(self) -> None:
+        """After the last commit: comments and summaries to enqueue, deliveries to put back."""
+        for row_id in self.alone:
+            run_alone(self.redis, job_id(row_id))
+        if self.done:
+            drop_taken(self.redis, self.done)
+        self._enqueue(self.back + self.alone)
+        postback.enqueue(self.posts)
+        milestone_summary.enqueue(self.summaries)
+
+    def _enqueue(self, row_ids: list[int]) -> None:
+        if not row_ids:
+            return
+        from workers.enqueue import enqueue_delivery
+
+        try:
+            for row_id in row_ids:
+                enqueue_delivery(self.queue, row_id)
+        except Exception as exc:  # Redis gone: relay finds them (Redis holds no job for them)
+            log.warning("delivery.put_back_failed", rows=len(row_ids), error=type(exc).__name__)
 
 
 def handle(session, row: Delivery, doc: dict) -> None:

@@ -1,11 +1,13 @@
 """relay_pending: the database is the source of truth; this puts Redis back in step with it.
 
 It enqueues deliveries stored while Redis was down (pending), and re-enqueues deliveries
-marked queued whose job Redis no longer holds (a Redis restarted without persistence), whose
-job ended without processing them (a worker killed mid-job after its retries ran out), or whose
-job is `started` by a worker that is gone (killed, or its machine lost: no heartbeat for
-WORKER_STALE_SECONDS). The job goes back on the queue under the same id; processing it twice
-is harmless, since process_delivery claims the row first.
+marked queued whose job Redis no longer holds (a Redis restarted without persistence; a web
+process killed between its commit and its enqueue), whose job ended without processing them
+(a worker killed mid-job after its retries ran out), or whose job is `started` by a worker
+that is gone (killed, or its machine lost: no heartbeat for WORKER_STALE_SECONDS), including
+the jobs a batch took off the queue (workers.jobs.Batch marks them started by its worker).
+The job goes back on the queue under the same id; processing it twice is harmless, since
+process_delivery claims the row first.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rq import Worker
+import threading
+
+from rq import SimpleWorker
 
 from trackrecord.config import Settings
 from trackrecord.logs import get_logger
@@ -15,16 +17,35 @@ log = get_logger("workers.runner")
 RELAY_EVERY_SECONDS = 20
 
 
-class TrackrecordWorker(Worker):
+class TrackrecordWorker(SimpleWorker):
     """An RQ worker that also relays: after RQ's own registry clean-up (which retries or fails
     jobs whose worker died), it re-enqueues deliveries Redis lost or never had.
 
-    It beats every WORKER_HEARTBEAT_SECONDS while it runs a job (RQ's default is 30 s), so that
-    relay, which the scheduler runs every minute, can tell a killed worker's job from a running
-    one within WORKER_STALE_SECONDS of the kill (trackrecord.queue.job_is_live)."""
+    It runs jobs in its own process, without RQ's default fork of a work horse per job: the
+    fork, and the configuration, engine and connections each horse built again, cost more than
+    a delivery (issue 11). Job timeouts still hold (SIGALRM in this process). A thread beats
+    every WORKER_HEARTBEAT_SECONDS while a job runs (a forking worker's parent did; RQ's
+    SimpleWorker beats only between jobs), so that relay can tell a killed worker's job from a
+    running one within WORKER_STALE_SECONDS of the kill (trackrecord.queue.job_is_live)."""
 
-    def __init__(self, *args, job_monitoring_interval: int = WORKER_HEARTBEAT_SECONDS, **kwargs):
-        super().__init__(*args, job_monitoring_interval=job_monitoring_interval, **kwargs)
+    def execute_job(self, job, queue):
+        stop = threading.Event()
+        beat = threading.Thread(
+            target=self._beat, args=(stop, self.get_heartbeat_ttl(job)), daemon=True
+        )
+        beat.start()
+        try:
+            super().execute_job(job, queue)
+        finally:
+            stop.set()
+            beat.join()
+
+    def _beat(self, stop: threading.Event, ttl: int) -> None:
+        while not stop.wait(WORKER_HEARTBEAT_SECONDS):
+            try:
+                self.heartbeat(ttl)
+            except Exception as exc:  # Redis away for a moment: the next beat tries again
+                log.warning("worker.heartbeat_failed", error=type(exc).__name__)
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
@@ -44,6 +65,12 @@ def _relay_quietly(min_age_seconds: float | None) -> None:
         relay_postbacks(min_age_seconds=30 if min_age_seconds is None else min_age_seconds)
     except Exception as exc:
         log.warning("postback.relay_failed", error=type(exc).__name__, detail=str(exc)[:200])
+    from workers.milestone_summary import relay_summaries
+
+    try:  # living summaries whose job was lost
+        relay_summaries(min_age_seconds=60 if min_age_seconds is None else min_age_seconds)
+    except Exception as exc:
+        log.warning("summary.relay_failed", error=type(exc).__name__, detail=str(exc)[:200])
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> bool:
@@ -64,9 +91,11 @@ def scheduler(settings: Settings):
     from rq.cron import CronScheduler
 
     from workers.jobs import settle_overdue_job
+    from workers.milestone_summary import relay_summaries
     from workers.postback import relay_postbacks
     from workers.reconcile import reconcile_all
     from workers.relay import relay_pending
+    from workers.report_schedule import SCHEDULE_CRON, schedule_reports
 
     redis = redis_from_url(settings.redis_url)
     cron = CronScheduler(connection=redis)
@@ -74,9 +103,13 @@ def scheduler(settings: Settings):
     # Comments whose job Redis lost, or whose worker died mid-post: the workers relay them at
     # start and in maintenance too, but a quiet worker may not pass by for a while.
     cron.register(relay_postbacks, queue_name=settings.queue_name, interval=60)
+    # Living milestone summaries whose job was lost, likewise (issue 9).
+    cron.register(relay_summaries, queue_name=settings.queue_name, interval=60)
     # Reconciling may wait out a rate limit and re-read changed items: give it most of the hour.
     cron.register(
         reconcile_all, queue_name=settings.queue_name, cron="17 * * * *", job_timeout=3000
     )
     cron.register(settle_overdue_job, queue_name=settings.queue_name, cron="*/15 * * * *")
+    # Monthly reports due and not yet built or sent, and sends whose retry time has come.
+    cron.register(schedule_reports, queue_name=settings.queue_name, cron=SCHEDULE_CRON)
     return cron
