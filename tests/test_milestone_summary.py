@@ -14,10 +14,12 @@ from sqlalchemy import text
 from werkzeug import Request, Response
 
 from connectors.summary_targets import END, START
+from ledger.milestones import milestone_figures
+from ledger.trust import beta_reputation
 from tests import ledger_helpers as h
 from tests.test_postbacks import StubGithub, StubJira, at, day, reply
 from trackrecord.db import session_factory
-from workers import context
+from workers import context, summary_text
 from workers.milestone_summary import locked, render, write
 
 REPO = h.REPO  # team "platform", UTC
@@ -192,3 +194,18 @@ def test_a_jira_version_summary_is_one_comment_on_the_summary_issue(
     (delivered,) = stub.comments["TES-41"]
     assert delivered["body"].splitlines()[0].startswith("Delivered ")
     assert "promised for 1.0, due " in delivered["body"].splitlines()[0]
+
+
+def test_a_milestone_that_cannot_finish_on_time_says_so_in_words():
+    # One item already late (its own earlier date), one still open before the milestone's date:
+    # the chance is zero at both ends, which reads as words, not "0% (likely between 0% and 0%)".
+    rows = [("s", PAST, "late", False), ("s", SOON, "pending", False)]
+    (figures,) = milestone_figures(rows, today=TODAY, trust=beta_reputation(5, 1))
+    assert figures["chance_on_time"]["high"] == 0 and figures["days_left"] == 5
+    text = "\n".join(summary_text.lines(figures, title="Sprint 9", today=TODAY, closed=False))
+    assert "it can no longer finish on time: an item is already late or missed" in text
+    assert "0%" not in text
+    rows = [("s", SOON, "early", False), ("s", SOON, "pending", False)]
+    (hopeful,) = milestone_figures(rows, today=TODAY, trust=beta_reputation(5, 1))
+    text = "\n".join(summary_text.lines(hopeful, title="Sprint 9", today=TODAY, closed=False))
+    assert "chance of finishing on time" in text and "likely between" in text

@@ -52,7 +52,10 @@ def lines(figures: dict, *, title: str | None, today: date, closed: bool) -> lis
         left = figures["days_left"]
         when = "due today" if left == 0 else f"{days_words(left)} left"
         words = f"Due {day_words(due, today)}: {when}"
-        if chance is not None:
+        if chance is not None and chance["high"] == 0:
+            # Zero at both ends: it cannot finish on time any more (ledger.milestones).
+            words += " · it can no longer finish on time: an item is already late or missed"
+        elif chance is not None:
             words += f" · chance of finishing on time {estimate_words(chance)}"
         out.append(words)
     out.append(f"Updated {day_words(today, today)} by trackrecord")
