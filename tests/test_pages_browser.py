@@ -162,6 +162,15 @@ def test_a_client_cannot_open_another_clients_team(server, browser, tmp_path):
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     page.goto(f"{server}/teams/platform")
     shot(page, tmp_path, "team-phone")
+    # Its own client page lists last month's report; "open" shows it, by the session alone.
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.goto(f"{server}/clients/acme")
+    last = (TODAY.replace(day=1) - timedelta(days=1)).strftime("%B %Y")
+    page.get_by_role("link", name=f"open the report of {last}").click()
+    page.wait_for_url(f"{server}/reports/acme/*.html")
+    assert page.get_by_role("heading", name=f"Track record of acme: {last}").is_visible()
+    shot(page, tmp_path, "report")
+    assert page.goto(f"{server}/clients/globex").status == 404
 
 
 def test_the_operator_retries_a_failed_delivery(server, browser, tmp_path):
