@@ -11,6 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 _engines: dict[tuple[int, str, bool], Engine] = {}
 
+# Connections the intake's engine keeps open per web process (as many again opened beyond it,
+# then closed). Two web processes keep at most 2 x 32 of PostgreSQL's 100 by default.
+INTAKE_POOL = 16
+
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # WAL lets the web process write while workers read; busy_timeout makes concurrent writers
@@ -28,7 +32,18 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     web intake's single INSERT: no BEGIN and COMMIT round trips). A pool of its own, so its
     connections are never switched between the two modes."""
     u = make_url(url)
-    extra = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    extra = {}
+    if autocommit:
+        # The web intake: a gevent worker serves many requests at once, each holding a
+        # connection for its INSERT. With the default pool (5, and 10 more opened and closed
+        # per use) a burst of 16 connections made and dropped a database connection on most
+        # requests: under load that was most of PostgreSQL's cost (a backend started per
+        # connection). Kept open instead, up to INTAKE_POOL per process.
+        extra = {
+            "isolation_level": "AUTOCOMMIT",
+            "pool_size": INTAKE_POOL,
+            "max_overflow": INTAKE_POOL,
+        }
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
