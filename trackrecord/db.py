@@ -9,7 +9,11 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-_engines: dict[tuple[int, str], Engine] = {}
+_engines: dict[tuple[int, str, bool], Engine] = {}
+
+# Connections the intake's engine keeps open per web process (as many again opened beyond it,
+# then closed). Two web processes keep at most 2 x 32 of PostgreSQL's 100 by default.
+INTAKE_POOL = 16
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -23,30 +27,51 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, autocommit: bool = False) -> Engine:
+    """`autocommit`: every statement is its own transaction, committed when it returns (the
+    web intake's single INSERT: no BEGIN and COMMIT round trips). A pool of its own, so its
+    connections are never switched between the two modes."""
     u = make_url(url)
+    extra = {}
+    if autocommit:
+        # The web intake: a gevent worker serves many requests at once, each holding a
+        # connection for its INSERT. With the default pool (5, and 10 more opened and closed
+        # per use) a burst of 16 connections made and dropped a database connection on most
+        # requests: under load that was most of PostgreSQL's cost (a backend started per
+        # connection). Kept open instead, up to INTAKE_POOL per process.
+        extra = {
+            "isolation_level": "AUTOCOMMIT",
+            "pool_size": INTAKE_POOL,
+            "max_overflow": INTAKE_POOL,
+        }
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         # Python's sqlite3 opens its own transactions lazily; we let SQLAlchemy drive them.
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **extra
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
         url,
-        pool_pre_ping=True,
+        # A round trip before every checkout, so a connection the database dropped (a restart)
+        # is replaced unseen. The autocommit engine does without: its one statement is retried
+        # once on a fresh connection instead (webhook_app.intake), saving a round trip a request.
+        pool_pre_ping=not autocommit,
         # A dead database must answer quickly (503), not hang the webhook request.
         connect_args={"connect_timeout": 5},
+        **extra,
     )
 
 
-def get_engine(url: str) -> Engine:
-    """One engine per process and URL. Keyed by pid so a forked RQ work horse never reuses
-    the parent's pooled connections (sharing a socket across processes corrupts both)."""
-    key = (os.getpid(), url)
+def get_engine(url: str, *, autocommit: bool = False) -> Engine:
+    """One engine per process, URL and mode. Keyed by pid so a forked RQ work horse never
+    reuses the parent's pooled connections (sharing a socket across processes corrupts both)."""
+    key = (os.getpid(), url, autocommit)
     engine = _engines.get(key)
     if engine is None:
-        engine = _engines[key] = make_engine(url)
+        engine = _engines[key] = make_engine(url, autocommit=autocommit)
     return engine
 
 

@@ -91,7 +91,11 @@ def document(raw: bytes) -> dict:
         raise PayloadError("malformed_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise PayloadError("malformed_json", "body must be a JSON object")
-    _check_shape(doc, text_may_hold_surrogates=_SURROGATE_ESCAPE.search(text) is not None)
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None
+    # Fewer brackets in the whole text than MAX_DEPTH cannot nest deeper than it: the walk is
+    # needed only when the text could break a bound (a count in C is cheap; the walk is not).
+    if surrogates or text.count("{") + text.count("[") > MAX_DEPTH:
+        _check_shape(doc, text_may_hold_surrogates=surrogates)
     return doc
 
 

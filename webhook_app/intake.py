@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from flask import jsonify, request
 from gunicorn.http.errors import ParseException
 from redis.exceptions import RedisError
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import ClientDisconnected
 
 from trackrecord import payloads
 from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, DeliveryStatus
+from webhook_app import metrics
 from webhook_app.errors import Rejected
 from webhook_app.services import services
 from workers.enqueue import enqueue_delivery
@@ -222,18 +223,25 @@ def safe_headers() -> dict[str, str]:
 
 
 # Built once: a statement made per request costs as much again as running it (its cache key).
-_INSERT = insert(Delivery).returning(Delivery.id)
+# On the table, not the ORM entity: the ORM's bulk-insert path costs more than the statement.
+_TABLE = Delivery.__table__
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)
+_EXISTING = select(_TABLE.c.id).where(
+    _TABLE.c.source == bindparam("source"), _TABLE.c.delivery_id == bindparam("delivery_id")
+)
 
 
 def accept(incoming: Incoming):
     """Store the delivery, then hand it to the queue. No 2xx unless the row is committed.
 
-    One commit on the way that matters: the row is inserted already marked `queued` (one
+    One statement on the way that matters: the row is inserted already marked `queued` (one
     attempt), since the enqueue right after it nearly always succeeds; only when it fails is
-    the mark taken back to `pending`. A row left `queued` without a job (this process killed
-    between its commit and its enqueue, or the database gone before the mark was taken back)
-    is what relay puts back on the queue: it enqueues a queued row whose job Redis does not
-    hold, as it does a pending one."""
+    the mark taken back to `pending`. The insert runs in autocommit (Services.writer): one
+    statement is its own transaction, committed (on PostgreSQL, flushed to the WAL) before it
+    returns, with no BEGIN and COMMIT round trips around it. A row left `queued` without a job
+    (this process killed between its insert and its enqueue, or the database gone before the
+    mark was taken back) is what relay puts back on the queue: it enqueues a queued row whose
+    job Redis does not hold, as it does a pending one."""
     validate(incoming)
     svc = services()
     values = dict(
@@ -253,25 +261,19 @@ def accept(incoming: Incoming):
         attempts=1,
     )
     try:
-        # A plain INSERT ... RETURNING: the ORM's unit of work costs more than the statement.
-        with svc.one_writer(), svc.sessions() as session:
-            try:
-                row_id = session.execute(_INSERT, values).scalar_one()
-                session.commit()
-            except IntegrityError:
-                # The unique (source, delivery_id) key decides races between concurrent
-                # redeliveries: exactly one insert wins, the others land here.
-                session.rollback()
-                existing = session.scalar(
-                    select(Delivery.id).where(
-                        Delivery.source == incoming.source,
-                        Delivery.delivery_id == incoming.delivery_id,
-                    )
-                )
-                if existing is None:
-                    raise
-                log.info("webhook.duplicate", source=incoming.source, delivery=incoming.delivery_id)
-                return jsonify(delivery=incoming.delivery_id, status="duplicate"), 200
+        try:
+            stored = _store(svc, values)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # A pooled connection the database dropped (say, it restarted): the engine has
+            # thrown away its pool, and a fresh connection tries once more. There is no pool
+            # pre-ping on this engine: that would cost a round trip on every request.
+            stored = _store(svc, values)
+        if stored is None:
+            log.info("webhook.duplicate", source=incoming.source, delivery=incoming.delivery_id)
+            return jsonify(delivery=incoming.delivery_id, status="duplicate"), 200
+        row_id = stored
     except DBAPIError as exc:
         log.error(
             "webhook.database_unavailable",
@@ -289,10 +291,28 @@ def accept(incoming: Incoming):
     return jsonify(delivery=incoming.delivery_id, status=status), 202
 
 
+def _store(svc, values: dict) -> int | None:
+    """Insert the row; its id, or None when the delivery is already stored."""
+    with svc.one_writer(), svc.writer().connect() as conn:
+        try:
+            return conn.execute(_INSERT, values).scalar_one()
+        except IntegrityError:
+            # The unique (source, delivery_id) key decides races between concurrent
+            # redeliveries: exactly one insert wins, the others land here. (After a retry, the
+            # first attempt's row may be the one found: committed, its answer lost on the way;
+            # it is `queued` with no job, which relay enqueues.)
+            keys = {"source": values["source"], "delivery_id": values["delivery_id"]}
+            if conn.execute(_EXISTING, keys).scalar() is None:
+                raise
+            return None
+
+
 def _enqueue(svc, row_id: int, incoming: Incoming) -> str:
     try:
         with svc.redis().pipeline() as pipe:
             enqueue_delivery(svc.queue(), row_id, pipeline=pipe)
+            # The webhook's count for /metrics rides on the same round trip.
+            metrics.count_queued(pipe, incoming.source)
             pipe.execute()
     except (RedisError, OSError) as exc:
         # Stored is enough to answer 2xx: `trackrecord relay` (and the worker) enqueue it later.

@@ -3,7 +3,8 @@
 The figures are read at scrape time (workers.observe): stored deliveries, comments and report
 sends from the database, queues and workers from Redis. What the database never sees (a
 duplicate, an ignored or a rejected request) is counted in Redis once its answer is sent, so
-every gunicorn process adds to the same counter. Open by default, for a scraper on the
+every gunicorn process adds to the same counter; a queued one is counted in the round trip that
+enqueues its job. Open by default, for a scraper on the
 internal network; with TRACKRECORD_METRICS_TOKEN set, a scrape must bring it as a bearer token.
 """
 
@@ -63,10 +64,17 @@ def _outcome(response) -> tuple[str, str] | None:
     return ("rejected" if response.status_code < 500 else "failed"), reason
 
 
+def count_queued(pipeline, source: str) -> None:
+    """Count a webhook answered `queued` on the pipeline that enqueues its job (one round trip
+    for both), and tell count_webhook that this request is counted."""
+    observe.count_received(pipeline, source, _event_label(source), "queued")
+    g.webhook_counted = True
+
+
 @bp.after_app_request
 def count_webhook(response):
     source = request.blueprint
-    if source not in _KNOWN_EVENTS or request.url_rule is None:
+    if source not in _KNOWN_EVENTS or request.url_rule is None or g.get("webhook_counted"):
         return response
     outcome = _outcome(response)
     if outcome is None:

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from flask import current_app
 from redis import Redis
 from rq import Queue
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from trackrecord.config import Settings
+from trackrecord.db import get_engine
 from trackrecord.queue import get_queue, redis_from_url
 
 EXTENSION = "trackrecord"
@@ -24,9 +26,18 @@ class Services:
     sessions: sessionmaker[Session]
     _redis: Redis | None = field(default=None, repr=False)
     _queue: Queue | None = field(default=None, repr=False)
+    _writer: Engine | None = field(default=None, repr=False)
     # Made when the app is built, in the gunicorn worker after gevent has patched `threading`:
     # then waiting for it lets the other greenlets run.
     _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def writer(self) -> Engine:
+        """The intake's insert runs alone in its own transaction: in autocommit it is committed
+        when the statement returns, one round trip on PostgreSQL instead of BEGIN, INSERT and
+        COMMIT. Its own pool, made on first use in the serving process."""
+        if self._writer is None:
+            self._writer = get_engine(self.settings.database_url, autocommit=True)
+        return self._writer
 
     def redis(self) -> Redis:
         if self._redis is None:
