@@ -5,6 +5,7 @@ rows are always recomputed whole, never patched.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import select
@@ -24,12 +25,22 @@ _UNPROMISED_ROWS = frozenset({Outcome.UNPROMISED, Outcome.LINKED})
 
 
 def insert_ignore(session: Session, model: Any, rows: list[dict], keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: a concurrent or repeated insert is not an error."""
+    """INSERT ... ON CONFLICT DO NOTHING: a concurrent or repeated insert is not an error.
+
+    One statement per (dialect, table, keys), built once and executed with the rows as
+    parameters: a statement carrying its rows as VALUES is compiled again on every call, which
+    cost the drain a third of a millisecond per insert (docs/benchmarks.md)."""
     dialect = session.get_bind().dialect.name
+    if rows:
+        session.execute(_insert_ignore(dialect, model.__table__, tuple(keys)), rows)
+
+
+@functools.cache
+def _insert_ignore(dialect: str, table, keys: tuple[str, ...]):
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise NotImplementedError(f"ledger upserts support SQLite and PostgreSQL, not {dialect}")
-    session.execute(insert(model).values(rows).on_conflict_do_nothing(index_elements=keys))
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def event_row(item_id: int, event: DomainEvent) -> dict:
