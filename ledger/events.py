@@ -6,8 +6,9 @@ them into an item's state. Nothing here knows about a platform.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from dataclasses import astuple, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, tzinfo
 from enum import StrEnum
 
@@ -105,10 +106,14 @@ class DomainEvent:
     def rank(self) -> int:
         return RANK[self.kind]
 
-    @property
+    @functools.cached_property
     def event_id(self) -> str:
-        """Stable id from the content, so a redelivered webhook dedupes to the same event."""
-        raw = repr(astuple(self)).encode()
+        """Stable id from the content, so a redelivered webhook dedupes to the same event.
+
+        The repr of the fields in order, as `dataclasses.astuple` gives them (every field is a
+        plain value or a tuple of strings, so its deep copy reprs the same), without the copy:
+        it cost the drain 0.1 ms an event. Computed once per event (the event is frozen)."""
+        raw = repr(tuple(getattr(self, f) for f in _FIELDS)).encode()
         return hashlib.sha256(raw).hexdigest()[:32]
 
     @property
@@ -126,6 +131,9 @@ class DomainEvent:
             item_type=None,
             snapshot=False,
         )
+
+
+_FIELDS = tuple(f.name for f in fields(DomainEvent))
 
 
 def linked_deliveries(event: DomainEvent) -> list[DomainEvent]:

@@ -56,7 +56,15 @@ def active(session: Session, item_id: int) -> list[Exclusion]:
 
 
 def is_excluded(session: Session, item_id: int) -> bool:
-    return bool(active(session, item_id))
+    # One id, not the ORM rows: every refold asks it.
+    return (
+        session.scalar(
+            select(Exclusion.id)
+            .where(Exclusion.item_id == item_id, Exclusion.undone_at.is_(None))
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def exclude(

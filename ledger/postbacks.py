@@ -71,16 +71,27 @@ def settlement_kind(outcome: str, settled_at: datetime | None) -> str:
 def outcomes_of(session: Session, keys: Iterable[str]) -> dict[str, str | None]:
     """{item key: its commitment's outcome, None when it has none}; GitHub keys matched in any
     case, as the ledger stores one spelling of them."""
+    return outcomes_and_scopes(session, keys)[0]
+
+
+def outcomes_and_scopes(
+    session: Session, keys: Iterable[str]
+) -> tuple[dict[str, str | None], set[tuple[str, str]]]:
+    """`outcomes_of` the keys, and the (team, scope) of those of them in a scope (the keys
+    matched exactly, as `ledger.summaries.scopes_of`), in one query: the drain asks both
+    before every delivery."""
     keys = sorted(set(keys))
     if not keys:
-        return {}
-    lower = [k.lower() for k in keys]
+        return {}, set()
+    exact = set(keys)
     rows = session.execute(
-        select(Item.key, Commitment.outcome)
+        select(Item.key, Commitment.outcome, Item.team, Item.scope)
         .outerjoin(Commitment, Commitment.item_id == Item.id)
-        .where(func.lower(Item.key).in_(lower))
-    )
-    return {key: outcome for key, outcome in rows}
+        .where(func.lower(Item.key).in_([k.lower() for k in keys]))
+    ).all()
+    outcomes = {key: outcome for key, outcome, _, _ in rows}
+    scopes = {(team, scope) for key, _, team, scope in rows if scope is not None and key in exact}
+    return outcomes, scopes
 
 
 def record_settlements(
@@ -89,18 +100,27 @@ def record_settlements(
     keys: Iterable[str],
     *,
     wanted: Callable[[str, str], bool],
+    scopes: set[tuple[str, str]] | None = None,
 ) -> list[int]:
     """Insert a pending postback for every item in `keys` whose commitment has just settled
     (open before, settled now), for which `wanted(team, item key)` is true. Returns the ids of
     the pending rows of those settlements (a replay inserts nothing; its rows are no longer
-    pending). Does not commit: it belongs to the caller's transaction."""
+    pending). Does not commit: it belongs to the caller's transaction. The (team, scope) of
+    the items in a scope are added to `scopes` when given (read by the same query)."""
+    keys = sorted(set(keys))
+    if not keys:
+        return []
     rows = session.execute(
-        select(Item.id, Item.key, Item.team, Commitment.outcome, Commitment.settled_at)
-        .join(Commitment, Commitment.item_id == Item.id)
-        .where(Item.key.in_(sorted(set(keys))))
+        select(Item.id, Item.key, Item.team, Commitment.outcome, Commitment.settled_at, Item.scope)
+        .outerjoin(Commitment, Commitment.item_id == Item.id)
+        .where(Item.key.in_(keys))
     ).all()
+    if scopes is not None:
+        scopes.update((row.team, row.scope) for row in rows if row.scope is not None)
     found = []
-    for item_id, key, team, outcome, settled_at in rows:
+    for item_id, key, team, outcome, settled_at, _ in rows:
+        if outcome is None:  # no commitment row
+            continue
         was = before.get(key)
         if outcome == was or outcome not in POSTED_OUTCOMES or was not in _OPEN:
             continue

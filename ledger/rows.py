@@ -5,11 +5,14 @@ rows are always recomputed whole, never patched.
 
 from __future__ import annotations
 
+import functools
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from ledger import codec
 from ledger.events import DomainEvent
@@ -24,12 +27,22 @@ _UNPROMISED_ROWS = frozenset({Outcome.UNPROMISED, Outcome.LINKED})
 
 
 def insert_ignore(session: Session, model: Any, rows: list[dict], keys: list[str]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: a concurrent or repeated insert is not an error."""
+    """INSERT ... ON CONFLICT DO NOTHING: a concurrent or repeated insert is not an error.
+
+    One statement per (dialect, table, keys), built once and executed with the rows as
+    parameters: a statement carrying its rows as VALUES is compiled again on every call, which
+    cost the drain a third of a millisecond per insert (docs/benchmarks.md)."""
     dialect = session.get_bind().dialect.name
+    if rows:
+        session.execute(_insert_ignore(dialect, model.__table__, tuple(keys)), rows)
+
+
+@functools.cache
+def _insert_ignore(dialect: str, table, keys: tuple[str, ...]):
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise NotImplementedError(f"ledger upserts support SQLite and PostgreSQL, not {dialect}")
-    session.execute(insert(model).values(rows).on_conflict_do_nothing(index_elements=keys))
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def event_row(item_id: int, event: DomainEvent) -> dict:
@@ -59,51 +72,85 @@ def write_item(item: Item, state: ItemState, members: set[str]) -> None:
 
 
 def write_commitment(session, item, state, s: Settlement, team: TeamRules, tz) -> None:
-    row = session.scalar(select(Commitment).where(Commitment.item_id == item.id))
+    """The item's commitment row from its settlement: inserted, updated in the columns that
+    changed (none, most often, when an event changes nothing the row shows), or deleted.
+
+    Core statements, not ORM objects: the drain writes one per delivery, and the unit of work
+    cost more than the rest of the refold (docs/benchmarks.md). An ORM copy of the row the
+    session holds is expired, so it reads the new values."""
+    table = Commitment.__table__
+    row = session.execute(select(table).where(table.c.item_id == item.id)).mappings().first()
     if not (s.committed or s.outcome in _UNPROMISED_ROWS):
         # No promise and no win (open, or dropped before anyone promised it): not a commitment.
         # A row from an earlier fold goes: it was derived, and the events now say otherwise.
         if row is not None:
-            session.delete(row)
+            session.execute(delete(table).where(table.c.id == row["id"]))
+            _expire(session, row["id"])
         return
-    if row is None:
-        row = Commitment(item_id=item.id)
-        session.add(row)
     promised = s.judged_against
-    row.team, row.client = item.team, item.client
-    row.promised_date = promised
-    row.first_promised, row.latest_promised = s.first_promised, s.latest_promised
-    row.promised_at = codec.utc(s.promised_at)
-    row.deadline = codec.utc(deadline(promised, tz)) if promised else None
-    row.outcome = s.outcome.value
-    row.settled_at = codec.utc(s.settled_at)
-    row.delivered_at = codec.utc(state.closed_at) if state.status == DELIVERED else None
-    row.settle_at = settle_instant(
-        outcome=row.outcome,
-        promised_date=row.promised_date,
-        deadline=row.deadline,
-        settled_at=row.settled_at,
-        delivered_at=row.delivered_at,
+    values = {
+        "team": item.team,
+        "client": item.client,
+        "promised_date": promised,
+        "first_promised": s.first_promised,
+        "latest_promised": s.latest_promised,
+        "promised_at": codec.utc(s.promised_at),
+        "deadline": codec.utc(deadline(promised, tz)) if promised else None,
+        "outcome": s.outcome.value,
+        "settled_at": codec.utc(s.settled_at),
+        "delivered_at": codec.utc(state.closed_at) if state.status == DELIVERED else None,
+        "slip_days": s.slip_days if s.outcome is Outcome.LATE else None,
+        "repromise_count": s.repromise_count,
+        "small": team.is_small(state.size, state.story_points),
+        "excluded": is_excluded(session, item.id),
+    }
+    values["settle_at"] = settle_instant(
+        outcome=values["outcome"],
+        promised_date=promised,
+        deadline=values["deadline"],
+        settled_at=values["settled_at"],
+        delivered_at=values["delivered_at"],
     )
-    row.slip_days = s.slip_days if s.outcome is Outcome.LATE else None
-    row.repromise_count = s.repromise_count
-    row.small = team.is_small(state.size, state.story_points)
-    row.excluded = is_excluded(session, item.id)
+    if row is None:
+        session.execute(insert(table), [{**values, "item_id": item.id}])
+        return
+    changed = {k: v for k, v in values.items() if not _same(row[k], v)}
+    if changed:
+        session.execute(update(table).where(table.c.id == row["id"]).values(changed))
+        _expire(session, row["id"])
+
+
+def _same(stored, new) -> bool:
+    # SQLite hands back naive UTC datetimes; the values written are aware UTC.
+    if isinstance(stored, datetime) and isinstance(new, datetime):
+        return codec.utc(stored) == new
+    return stored == new
+
+
+def _expire(session: Session, row_id: int) -> None:
+    held = session.identity_map.get(identity_key(Commitment, row_id))
+    if held is not None:
+        session.expire(held)
 
 
 def write_promise_changes(session: Session, item: Item, state: ItemState) -> None:
+    """The item's promise changes, rewritten whole when they differ (Core, as the commitment)."""
+    table = PromiseChangeRow.__table__
     want = [(codec.utc(c.at), c.promised_date, c.scope) for c in state.promise_history]
-    rows = session.scalars(
-        select(PromiseChangeRow)
-        .where(PromiseChangeRow.item_id == item.id)
-        .order_by(PromiseChangeRow.seq)
+    rows = session.execute(
+        select(table.c.at, table.c.promised_date, table.c.scope)
+        .where(table.c.item_id == item.id)
+        .order_by(table.c.seq)
     ).all()
-    if [(codec.utc(r.at), r.promised_date, r.scope) for r in rows] == want:
+    if [(codec.utc(at), day, scope) for at, day, scope in rows] == want:
         return
-    for row in rows:
-        session.delete(row)
-    session.flush()
-    session.add_all(
-        PromiseChangeRow(item_id=item.id, seq=i, at=at, promised_date=day, scope=scope)
-        for i, (at, day, scope) in enumerate(want)
-    )
+    if rows:
+        session.execute(delete(table).where(table.c.item_id == item.id))
+    if want:
+        session.execute(
+            insert(table),
+            [
+                {"item_id": item.id, "seq": i, "at": at, "promised_date": day, "scope": scope}
+                for i, (at, day, scope) in enumerate(want)
+            ],
+        )

@@ -256,11 +256,17 @@ def _canonical_key(session: Session, key: str) -> str:
 def _ensure_item(session: Session, directory: Directory, key: str) -> bool:
     kind, source_key = split_key(key)
     owner = directory.owner(kind, source_key)
-    item = session.scalar(select(Item).where(Item.key == key))
+    # Three columns, not the ORM object: apply_events loads the item locked just after.
+    item = session.execute(select(Item.id, Item.team, Item.client).where(Item.key == key)).first()
     if item is not None:
         # The configuration is the truth about ownership; an unlisted item keeps its team.
         if owner is not None and (item.team, item.client) != (owner.team, owner.client):
-            item.team, item.client = owner.team, owner.client
+            session.execute(
+                update(Item)
+                .where(Item.id == item.id)
+                .values(team=owner.team, client=owner.client)
+                .execution_options(synchronize_session="fetch")
+            )
         return True
     if owner is None:
         # Only listed sources' items are created: an item nobody lists has no client, so no

@@ -231,3 +231,57 @@ def test_a_delivery_that_keeps_failing_runs_alone_and_lands_in_the_failed_regist
         row = s.get(Delivery, bad)
         assert row.status == "failed" and "PayloadError" in row.error
     assert ledger(settings)["commitments"] == 4
+
+
+def test_one_bad_delivery_in_a_shared_transaction_loses_and_doubles_nothing(
+    client, settings, redis_conn
+):
+    # On SQLite the deliveries a job takes are applied many to a transaction (Batch.together).
+    # A payload the connector refuses, in the middle of them, rolls that transaction back:
+    # the others are applied again one by one, each once, and the bad one is marked invalid.
+    for n in range(1, 31):
+        doc = milestoned(n)
+        if n == 12:
+            doc["issue"]["created_at"] = "last tuesday"
+        post(client, doc, f"shared-{n}")
+    queue = Queue(settings.queue_name, connection=redis_conn)
+
+    burst(settings, redis_conn)
+
+    seen = ledger(settings)
+    assert seen["deliveries"] == {"processed": 29, "failed": 1}, seen["deliveries"]
+    assert seen["items"] == seen["commitments"] == 29
+    with session_factory(settings.database_url)() as s:
+        row = s.scalars(select(Delivery).where(Delivery.delivery_id == "shared-12")).one()
+        assert row.status == "failed" and row.error.startswith("invalid payload: issue.created_at")
+    assert FinishedJobRegistry(queue=queue).count == 1 and queue.count == 0
+    events = seen["events"]
+    relay_pending(min_age_seconds=0)
+    burst(settings, redis_conn)
+    assert ledger(settings)["events"] == events
+
+
+def test_a_shared_transaction_that_fails_commits_none_of_its_deliveries(client, settings):
+    from workers import context
+    from workers.jobs import Batch
+
+    for n in range(1, 6):
+        doc = milestoned(n)
+        if n == 4:
+            doc["issue"]["number"] = "four"
+        post(client, doc, f"together-{n}")
+    Session = context.sessions()
+    with Session() as s:
+        rows = s.scalars(select(Delivery).order_by(Delivery.id)).all()
+    batch = Batch(Session)
+    assert batch.together(rows) is False
+    seen = ledger(settings)
+    assert seen["deliveries"] == {"queued": 5} and seen["items"] == seen["events"] == 0
+    assert batch.posts == batch.summaries == []
+
+    good = [r for r in rows if r.delivery_id != "together-4"]
+    assert batch.together(good) is True
+    assert batch.together(good) is True  # again: each is claimed already, nothing changes
+    seen = ledger(settings)
+    assert seen["deliveries"] == {"processed": 4, "queued": 1}
+    assert seen["items"] == seen["commitments"] == 4

@@ -31,12 +31,17 @@ log = get_logger("workers.jobs")
 # One job drains up to BATCH deliveries: its own, then those whose jobs wait behind it on the
 # queue, taken off it (trackrecord.queue.take_waiting). RQ's own bookkeeping costs about 3 ms
 # a job on this machine, as much as applying a delivery, so one job for many is what lets a
-# worker drain more than RQ runs jobs. Each delivery keeps its own transaction: the ledger
-# locks a milestone while it writes to it (ledger.store._lock_scopes), and a batch holding
-# them all until its end would make a second worker wait for the whole batch.
+# worker drain more than RQ runs jobs. On PostgreSQL each delivery keeps its own transaction:
+# the ledger locks a milestone while it writes to it (ledger.store._lock_scopes), and a batch
+# holding them all until its end would make a second worker wait for the whole batch. SQLite
+# has one writer anyway: there they go TOGETHER to a transaction.
 BATCH = 100
 # A batch stops after this long; the deliveries it has not reached go back on the queue.
 BATCH_SECONDS = 20.0
+# On SQLite the deliveries taken are applied this many to a transaction (Batch.together): it
+# has one writer anyway, and the write lock is held for a few tens of milliseconds at most,
+# so the intake's inserts wait that long. PostgreSQL keeps one transaction per delivery.
+TOGETHER = 20
 JOB_PREFIX = "delivery-"
 
 
@@ -68,6 +73,11 @@ def process_delivery(delivery_row_id: int) -> str:
     return outcome
 
 
+def _log_processed(row: Delivery) -> None:
+    log.info("delivery.processed", row=row.id, delivery=row.delivery_id, source=row.source,
+             kind=row.event)  # fmt: skip
+
+
 def _mark_invalid(Session, row_id: int, reason: str) -> None:
     with Session() as session, session.begin():
         session.execute(
@@ -81,7 +91,7 @@ def _mark_invalid(Session, row_id: int, reason: str) -> None:
 class Batch:
     """One job's deliveries: its own, then those it takes from the queue, applied in arrival
     order (the ledger folds each item's events in event-time order whatever order they are
-    stored in: ledger/store.py), each in its own transaction."""
+    stored in: ledger/store.py), each in its own transaction, or on SQLite TOGETHER to one."""
 
     def __init__(self, Session):
         self.Session = Session
@@ -95,32 +105,60 @@ class Batch:
     def one(self, row_id: int, row: Delivery | None = None) -> str:
         try:
             with self.Session() as session, session.begin():
-                claimed = session.execute(
-                    update(Delivery)
-                    .where(Delivery.id == row_id, Delivery.status != DeliveryStatus.PROCESSED)
-                    .values(
-                        status=DeliveryStatus.PROCESSED, processed_at=datetime.now(UTC), error=None
-                    )
-                ).rowcount
-                if not claimed:
-                    exists = session.scalar(select(Delivery.id).where(Delivery.id == row_id))
-                    outcome = "already_processed" if exists else "missing"
-                    log.info("delivery.skip", row=row_id, outcome=outcome)
-                    return outcome
-                row = row if row is not None else session.get(Delivery, row_id)
-                # Every line logged while it is applied names the sender's delivery id too.
-                with structlog.contextvars.bound_contextvars(delivery=row.delivery_id, row=row_id):
-                    handle(session, row, payloads.decode(row.body, row.headers))
+                outcome, row = self._apply(session, row_id, row)
                 posts = session.info.pop("postbacks", [])
                 summaries = session.info.pop("summaries", [])
         except InvalidPayload as exc:  # rolled back: the claim and whatever was written
             _mark_invalid(self.Session, row_id, exc.reason)
             return "invalid"
+        if outcome == "processed":
+            self.posts += posts
+            self.summaries += summaries
+            _log_processed(row)
+        return outcome
+
+    def together(self, rows: list[Delivery]) -> bool:
+        """SQLite: apply `rows` in one transaction (its writers take turns anyway, and a commit
+        is a third of a delivery's cost there). All or nothing: on any fault nothing of them is
+        committed and False is returned, and the caller applies them one by one, so one bad
+        delivery costs the others only a second try and no delivery is lost or doubled."""
+        posts, summaries, done = [], [], []
+        try:
+            with self.Session() as session, session.begin():
+                for row in rows:
+                    outcome, _ = self._apply(session, row.id, row)
+                    if outcome == "processed":
+                        done.append(row)
+                    posts += session.info.pop("postbacks", [])
+                    summaries += session.info.pop("summaries", [])
+        except (JobTimeoutException, OperationalError, InterfaceError):
+            raise  # out of time, or the database is away: the batch stops here
+        except Exception as exc:
+            log.info("delivery.together_failed", rows=len(rows), error=type(exc).__name__)
+            return False
         self.posts += posts
         self.summaries += summaries
-        log.info("delivery.processed", row=row_id, delivery=row.delivery_id, source=row.source,
-                 kind=row.event)  # fmt: skip
-        return "processed"
+        for row in done:
+            _log_processed(row)
+        return True
+
+    def _apply(self, session, row_id: int, row: Delivery | None) -> tuple[str, Delivery | None]:
+        """The claim and the ledger writes of one delivery, in the caller's transaction."""
+        claimed = session.execute(
+            update(Delivery)
+            .where(Delivery.id == row_id, Delivery.status != DeliveryStatus.PROCESSED)
+            .values(status=DeliveryStatus.PROCESSED, processed_at=datetime.now(UTC), error=None)
+        ).rowcount
+        if not claimed:
+            exists = session.scalar(select(Delivery.id).where(Delivery.id == row_id))
+            outcome = "already_processed" if exists else "missing"
+            log.info("delivery.skip", row=row_id, outcome=outcome)
+            return outcome, row
+        row = row if row is not None else session.get(Delivery, row_id)
+        # Every line logged while it is applied names the sender's delivery id too.
+        with structlog.contextvars.bound_contextvars(delivery=row.delivery_id, row=row_id):
+            handle(session, row, payloads.decode(row.body, row.headers))
+        return "processed", row
 
     def run(self) -> None:
         job = get_current_job()
@@ -142,20 +180,37 @@ class Batch:
             self.back += taken
             raise
         left = [row.id for row in rows]
-        for row in rows:
+        step = TOGETHER if self.Session.kw["bind"].dialect.name == "sqlite" else 1
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
             if time.monotonic() > deadline:
                 break
             try:
-                self.one(row.id, row)
+                if len(chunk) > 1 and self.together(chunk):
+                    left = left[len(chunk) :]
+                    continue
             except (JobTimeoutException, OperationalError, InterfaceError):
                 break  # out of time, or the database is away: the rest go back as they were
+            if not self._each(chunk, left, deadline):
+                break
+        self.back += left
+        self.done = [job_id(i) for i in taken if i not in left and i not in self.alone]
+        log.info("delivery.batch", taken=len(taken), back=len(left), alone=len(self.alone))
+
+    def _each(self, rows: list[Delivery], left: list[int], deadline: float) -> bool:
+        """Each row in its own transaction; False when the batch must stop."""
+        for row in rows:
+            if time.monotonic() > deadline:
+                return False
+            try:
+                self.one(row.id, row)
+            except (JobTimeoutException, OperationalError, InterfaceError):
+                return False  # out of time, or the database is away: the rest go back
             except Exception as exc:
                 self.alone.append(row.id)
                 log.warning("delivery.batch_failed", row=row.id, error=type(exc).__name__)
             left.remove(row.id)
-        self.back += left
-        self.done = [job_id(i) for i in taken if i not in left and i not in self.alone]
-        log.info("delivery.batch", taken=len(taken), back=len(left), alone=len(self.alone))
+        return True
 
     def finish(self) -> None:
         """After the last commit: comments and summaries to enqueue, deliveries to put back."""

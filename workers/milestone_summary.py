@@ -82,7 +82,9 @@ def record(session, touched: Iterable[str], row=None, doc=None, team=None) -> No
     were in before it, so a summary an item left is updated too), mark a GitHub milestone
     closed by a `milestone.closed` delivery, and keep the titles of the scopes it reached. The
     pairs to enqueue after the commit are left in `session.info["summaries"]`."""
-    reached = scopes_of(session, touched) | session.info.pop("scopes_before", set())
+    reached = session.info.pop("scopes_reached", None)  # read by apply_and_record
+    if reached is None:
+        reached = scopes_of(session, touched)
     found = {pair for pair in reached if wanted(*pair)}
     closed = None
     if row is not None and row.event == "milestone" and (doc or {}).get("action") == "closed":

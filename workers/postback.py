@@ -25,13 +25,12 @@ from ledger.postbacks import (
     Postback,
     PostbackStatus,
     insert_pending,
-    outcomes_of,
+    outcomes_and_scopes,
     overdue_pending,
     record_settlements,
     settlement_kind,
 )
 from ledger.store import apply_events
-from ledger.summaries import scopes_of
 from trackrecord.logs import get_logger
 from trackrecord.queue import get_queue, job_is_live, redis_from_url
 from workers import context
@@ -64,14 +63,16 @@ def wanted(team: str, item_key: str) -> bool:
 
 def apply_and_record(session, directory, owner, events, *, reach=None) -> set[str]:
     """`ledger.store.apply_events`, then a postback row for each commitment it settled. The ids
-    of the rows to enqueue after the commit are left in `session.info["postbacks"]`."""
+    of the rows to enqueue after the commit are left in `session.info["postbacks"]`, the
+    (team, scope) pairs of the items before and after in `session.info["scopes_reached"]`."""
     keys = {e.item_key for e in events}
     keys |= {d.item_key for e in events for d in linked_deliveries(e)}
-    before = outcomes_of(session, keys)
-    # The scopes these items are in now: a summary an item leaves must hear of it too.
-    session.info.setdefault("scopes_before", set()).update(scopes_of(session, keys))
+    # The scopes these items are in now (a summary an item leaves must hear of it too), and
+    # after, those of the items touched: `milestone_summary.record` bumps them all.
+    before, scopes = outcomes_and_scopes(session, keys)
     touched = apply_events(session, directory, owner, events, reach=reach)
-    ids = record_settlements(session, before, touched, wanted=wanted)
+    ids = record_settlements(session, before, touched, wanted=wanted, scopes=scopes)
+    session.info.setdefault("scopes_reached", set()).update(scopes)
     session.info.setdefault("postbacks", []).extend(ids)
     return touched
 
