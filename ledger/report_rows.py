@@ -24,14 +24,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    and_,
     func,
-    or_,
     select,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from ledger import claims
 from ledger.rows import insert_ignore
 from trackrecord.models import Base, utcnow
 
@@ -176,37 +175,17 @@ def next_resend(session: Session, client: str, month: str) -> int:
     return (top or 0) + 1
 
 
-def _claimable(now: datetime):
-    return or_(
-        and_(
-            ReportSend.status == SendStatus.PENDING,
-            or_(ReportSend.not_before.is_(None), ReportSend.not_before <= now),
-        ),
-        and_(ReportSend.status == SendStatus.CLAIMED, ReportSend.claimed_at <= now - LEASE),
-    )
-
-
 def claimable(session: Session, now: datetime) -> list[int]:
     """Rows a job may take now: pending and due, or claimed by a worker that died."""
-    return list(session.scalars(select(ReportSend.id).where(_claimable(now))))
+    return list(
+        session.scalars(select(ReportSend.id).where(claims.claimable(ReportSend, now, LEASE)))
+    )
 
 
 def claim(session: Session, send_id: int, now: datetime) -> bool:
-    """pending (due) or stale claimed -> claimed, one attempt more; False when another job has
-    it or it is done. The UPDATE's WHERE is the lock: of two racing jobs one matches."""
-    return bool(
-        session.execute(
-            update(ReportSend)
-            .where(ReportSend.id == send_id, _claimable(now))
-            .values(
-                status=SendStatus.CLAIMED,
-                attempts=ReportSend.attempts + 1,
-                claimed_at=now,
-                not_before=None,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    )
+    """pending (due) or stale claimed -> claimed (`ledger.claims`); False when another job has
+    it or it is done."""
+    return claims.claim(session, ReportSend, send_id, now, LEASE)
 
 
 def settle(session: Session, send_id: int, status: str, now: datetime, **values) -> bool:

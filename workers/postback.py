@@ -20,6 +20,7 @@ from sqlalchemy import and_, or_, select, update
 from connectors import comments
 from connectors.github_api import GithubNotConfigured
 from connectors.jira_api import JiraNotConfigured
+from ledger import claims
 from ledger.events import linked_deliveries
 from ledger.postbacks import (
     Postback,
@@ -134,14 +135,10 @@ def relay_postbacks(min_age_seconds: float = 30) -> int:
             select(Postback.id).where(
                 or_(
                     and_(
-                        Postback.status == PostbackStatus.PENDING,
+                        claims.due(Postback, now),
                         Postback.created_at <= now - timedelta(seconds=min_age_seconds),
-                        or_(Postback.not_before.is_(None), Postback.not_before <= now),
                     ),
-                    and_(
-                        Postback.status == PostbackStatus.CLAIMED,
-                        Postback.claimed_at <= now - LEASE,
-                    ),
+                    claims.stale(Postback, now, LEASE),
                 )
             )
         ).all()
@@ -160,29 +157,7 @@ def post_delivery_comment(postback_id: int) -> str:
     Session = context.sessions()
     now = datetime.now(UTC)
     with Session() as session, session.begin():
-        claimed = session.execute(
-            update(Postback)
-            .where(
-                Postback.id == postback_id,
-                or_(
-                    and_(
-                        Postback.status == PostbackStatus.PENDING,
-                        or_(Postback.not_before.is_(None), Postback.not_before <= now),
-                    ),
-                    and_(
-                        Postback.status == PostbackStatus.CLAIMED,
-                        Postback.claimed_at <= now - LEASE,
-                    ),
-                ),
-            )
-            .values(
-                status=PostbackStatus.CLAIMED,
-                attempts=Postback.attempts + 1,
-                claimed_at=now,
-                not_before=None,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        claimed = claims.claim(session, Postback, postback_id, now, LEASE)
         if not claimed:
             log.info("postback.skip", postback=postback_id, outcome="not_claimable")
             return "not_claimable"
