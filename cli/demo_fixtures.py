@@ -1,5 +1,6 @@
-"""Where the demo's payloads come from: the real deliveries in tests/fixtures (see its
-SOURCES.md), read once; and the two platforms' ways of writing a time."""
+"""Where the demo's payloads come from: real deliveries shipped with the package in
+cli/demo_templates (copies of the test fixtures of the same names; see its SOURCES.md), read
+once; and the two platforms' ways of writing a time."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+# Inside the package, not tests/fixtures: an installed wheel has no tests folder.
+FIXTURES = Path(__file__).resolve().parent / "demo_templates"
 
 
 @cache
@@ -17,7 +19,9 @@ def fixture(name: str) -> dict:
     try:
         return json.loads((FIXTURES / name).read_bytes())
     except OSError:
-        raise FileNotFoundError(f"the demo's template payloads are missing: {FIXTURES}") from None
+        raise FileNotFoundError(
+            f"the demo's template payload is missing: {FIXTURES / name}"
+        ) from None
 
 
 def gh_time(moment: datetime | None) -> str | None:
