@@ -70,6 +70,21 @@ def test_not_a_finished_month_or_not_a_format_is_404(client, settings, tokens, n
     assert stored_count(settings) == 0
 
 
+def test_only_recent_months_are_built_on_request_but_stored_old_ones_are_served(
+    client, settings, tokens
+):
+    # Any token holder could otherwise have a report stored for every month back to 1900.
+    old = client.get("/reports/acme/1999-01.pdf", headers=auth(CLIENT_TOKEN))
+    assert old.status_code == 404 and "trackrecord report" in old.json["message"]
+    assert stored_count(settings) == 0
+    from ledger import report_rows
+
+    with session_factory(settings.database_url)() as s, s.begin():
+        report_rows.store(s, "acme", "1999-01", "md", b"# built by the CLI\n")
+    served = client.get("/reports/acme/1999-01.md", headers=auth(CLIENT_TOKEN))
+    assert served.status_code == 200 and served.data == b"# built by the CLI\n"
+
+
 def test_the_month_in_progress_is_404(client, settings, tokens):
     from datetime import UTC, datetime
 

@@ -9,12 +9,18 @@ first request (the same function the scheduled job uses), so later requests and 
 copy say the same. Checks run in order: token (401), client (404, also for another client's:
 no existence leaks), then the name: a month not over in the client's timezone, or a format
 other than the four, is a 404 like any report that does not exist.
+
+Only the last BUILD_ON_REQUEST_MONTHS finished months are built on request: otherwise any token
+holder could have a report built and stored for every month back to 1900 (a row per month and
+format, 1.5 s of rendering each). Stored reports of older months are served as ever, and
+`trackrecord report CLIENT --month M` builds any month.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, jsonify
 
@@ -31,6 +37,13 @@ from workers.report_schedule import finished
 bp = Blueprint("reports", __name__)
 
 NAME_RE = re.compile(r"([0-9]{4}-[0-9]{2})\.([a-z]{2,4})")
+BUILD_ON_REQUEST_MONTHS = 24
+
+
+def months_ago(month: str, tz: str, now: datetime) -> int:
+    """How many months before the current month in `tz` the 'YYYY-MM' `month` is."""
+    local = now.astimezone(ZoneInfo(tz))
+    return local.year * 12 + local.month - (int(month[:4]) * 12 + int(month[5:7]))
 
 
 def _when(value: datetime | None) -> str | None:
@@ -86,6 +99,14 @@ def report_file(client: str, name: str):
     except ValueError:  # 2026-13, or a year out of range
         raise missing from None
     with services().sessions() as session, session.begin():
+        too_old = months_ago(month, model.timezone, now) > BUILD_ON_REQUEST_MONTHS
+        if too_old and not report_rows.formats_of(session, model.name, month):
+            raise Rejected(
+                404,
+                "not_found",
+                f"no report for {month}: only the last {BUILD_ON_REQUEST_MONTHS} months are built"
+                " on request; `trackrecord report` builds older ones",
+            )
         try:
             row = ensure_built(session, services().settings.config, model.name, month, fmt, now)
         except ValueError:
