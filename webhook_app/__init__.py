@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         health,
         jira,
         metrics,
+        openapi,
         pages,
         pages_auth,
         pages_operator,
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     for bp in (health.bp, github.bp, jira.bp, api.bp, badges.bp, metrics.bp, reports.bp):
         app.register_blueprint(bp)
+    app.register_blueprint(openapi.bp)  # GET /api/v1/openapi.json (issue 11)
     # The pages (issue 12): session cookie and secret key, then their routes.
     pages_auth.init_app(app)
     for bp in (pages.bp, pages_operator.bp):

@@ -20,9 +20,11 @@ class Rejected(Exception):
 
 
 def _http_error(exc: HTTPException):
-    # 404/405 and friends answer in JSON too.
+    # 404/405 and friends answer in JSON too, with the exception's headers (a 405's `Allow`,
+    # which RFC 9110 requires) other than its HTML Content-Type.
     name = (exc.name or "error").lower().replace(" ", "_")
-    return jsonify(error=name, message=exc.description), exc.code
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+    return jsonify(error=name, message=exc.description), exc.code, headers
 
 
 def init_app(app: Flask) -> None:
