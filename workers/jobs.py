@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -43,6 +44,9 @@ BATCH_SECONDS = 20.0
 # so the intake's inserts wait that long. PostgreSQL keeps one transaction per delivery.
 TOGETHER = 20
 JOB_PREFIX = "delivery-"
+# Set by the worker on SIGTERM (workers.runner): a batch takes nothing more off the queue and
+# stops after the delivery (on SQLite, the transaction) in hand; the rest go back on the queue.
+STOP = threading.Event()
 
 
 def job_id(delivery_row_id: int) -> str:
@@ -162,7 +166,7 @@ class Batch:
 
     def run(self) -> None:
         job = get_current_job()
-        if job is None:  # called directly, not by a worker: nothing to take
+        if job is None or STOP.is_set():  # not run by a worker, or it is stopping
             return
         self.redis, self.queue = job.connection, get_queue(job.connection, job.origin)
         worker = job.worker_name or ""
@@ -183,7 +187,7 @@ class Batch:
         step = TOGETHER if self.Session.kw["bind"].dialect.name == "sqlite" else 1
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or STOP.is_set():
                 break
             try:
                 if len(chunk) > 1 and self.together(chunk):
@@ -200,7 +204,7 @@ class Batch:
     def _each(self, rows: list[Delivery], left: list[int], deadline: float) -> bool:
         """Each row in its own transaction; False when the batch must stop."""
         for row in rows:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or STOP.is_set():
                 return False
             try:
                 self.one(row.id, row)
