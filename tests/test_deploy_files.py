@@ -100,12 +100,13 @@ def app_routes(tmp_path_factory) -> set[str]:
 
 
 def worker_stop_bound() -> float:
-    """How long a worker may need to finish the job in hand after SIGTERM: a batch's own
-    deadline, or one job's timeout, whichever is longer."""
-    from workers.enqueue import JOB_TIMEOUT
-    from workers.jobs import BATCH_SECONDS
+    """How long a worker may need after SIGTERM: it gives the job in hand up STOP_GRACE_SECONDS
+    after the signal (workers.runner), unless it waits on SQLite's write lock, which nothing
+    interrupts before its busy timeout."""
+    from trackrecord.db import SQLITE_BUSY_TIMEOUT_MS
+    from workers.runner import STOP_GRACE_SECONDS
 
-    return max(BATCH_SECONDS, JOB_TIMEOUT)
+    return STOP_GRACE_SECONDS + SQLITE_BUSY_TIMEOUT_MS / 1000
 
 
 def seconds(value) -> float:

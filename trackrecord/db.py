@@ -14,6 +14,9 @@ _engines: dict[tuple[int, str, bool], Engine] = {}
 # Connections the intake's engine keeps open per web process (as many again opened beyond it,
 # then closed). Two web processes keep at most 2 x 32 of PostgreSQL's 100 by default.
 INTAKE_POOL = 16
+# How long a SQLite writer waits for the write lock before "database is locked". A worker
+# asked to stop cannot be interrupted while it waits: its grace period must cover this.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -21,7 +24,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # wait for the lock instead of failing at once with "database is locked".
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
