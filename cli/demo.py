@@ -230,6 +230,14 @@ def where_to_look(story: Story, base: str) -> list[str]:
     default=None,
     help="The day the year of history ends (default: today).",
 )
+@click.option(
+    "--now",
+    "at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S"]),
+    default=None,
+    help="The moment the history ends (ISO 8601, UTC without an offset; default: now). Steps "
+    "after it are not sent: a run with the same seed and moment sends the same deliveries.",
+)
 @click.option("--drain", is_flag=True, help="Process the queue here with a burst worker.")
 @click.option(
     "--wait",
@@ -246,7 +254,7 @@ def where_to_look(story: Story, base: str) -> list[str]:
 )
 @click.option("--json", "as_json", is_flag=True, help="Say what was built as JSON.")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database has deliveries.")
-def demo(url, seed, today, drain, wait_seconds, wait_for_server, as_json, if_empty) -> None:
+def demo(url, seed, today, at, drain, wait_seconds, wait_for_server, as_json, if_empty) -> None:
     """Build a made-up organisation's year of work by sending signed webhooks."""
     settings = load_settings()
     base = url.rstrip("/")
@@ -261,7 +269,11 @@ def demo(url, seed, today, drain, wait_seconds, wait_for_server, as_json, if_emp
     if if_empty and _delivery_count(settings):
         click.echo("trackrecord demo: the database already holds deliveries; nothing sent")
         return
-    now = datetime.now(UTC)
+    if today is not None and at is not None:
+        raise click.UsageError("give --today or --now, not both")
+    now = datetime.now(UTC).replace(microsecond=0)
+    if at is not None:
+        now = at if at.tzinfo else at.replace(tzinfo=UTC)
     if today is not None:
         now = datetime.combine(date(today.year, today.month, today.day), now.timetz())
     try:
@@ -283,7 +295,8 @@ def demo(url, seed, today, drain, wait_seconds, wait_for_server, as_json, if_emp
         )
     if as_json:
         teams_built = {name: dict(counts) for name, counts in tally(story).items()}
-        click.echo(json.dumps({"sent": dict(seen), "teams": teams_built}, sort_keys=True))
+        out = {"sent": dict(seen), "teams": teams_built, "now": now.isoformat()}
+        click.echo(json.dumps(out, sort_keys=True))
         return
     for line in where_to_look(story, base):
         click.echo(line)
