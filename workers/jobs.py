@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -12,18 +11,14 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from connectors import team_config
-from connectors.directory import owner_of
-from connectors.github import normalize as github
-from connectors.jira import normalize as jira
 from connectors.shapes import InvalidPayload
 from ledger import store
 from trackrecord import payloads
-from trackrecord.config import source_index
 from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, DeliveryStatus
 from trackrecord.queue import drop_taken, get_queue, run_alone, take_waiting
 from workers import context, milestone_summary, postback
+from workers.delivery_apply import apply_rows, handle
 
 log = get_logger("workers.jobs")
 
@@ -71,6 +66,24 @@ def process_delivery(delivery_row_id: int) -> str:
         batch.run()
     batch.finish()
     return outcome
+
+
+def _claim(session, rows: list[Delivery]) -> list[Delivery]:
+    """Claim `rows` in one UPDATE, in the caller's transaction: those it claimed, in order."""
+    claimed = set(
+        session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_([r.id for r in rows]))
+            .where(Delivery.status != DeliveryStatus.PROCESSED)
+            .values(status=DeliveryStatus.PROCESSED, processed_at=datetime.now(UTC), error=None)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    for row in rows:
+        if row.id not in claimed:
+            log.info("delivery.skip", row=row.id, outcome="already_processed")
+    return [row for row in rows if row.id in claimed]
 
 
 def _log_processed(row: Delivery) -> None:
@@ -122,15 +135,12 @@ class Batch:
         is a third of a delivery's cost there). All or nothing: on any fault nothing of them is
         committed and False is returned, and the caller applies them one by one, so one bad
         delivery costs the others only a second try and no delivery is lost or doubled."""
-        posts, summaries, done = [], [], []
         try:
             with self.Session() as session, session.begin():
-                for row in rows:
-                    outcome, _ = self._apply(session, row.id, row)
-                    if outcome == "processed":
-                        done.append(row)
-                    posts += session.info.pop("postbacks", [])
-                    summaries += session.info.pop("summaries", [])
+                done = _claim(session, rows)
+                apply_rows(session, done)
+                posts = session.info.pop("postbacks", [])
+                summaries = session.info.pop("summaries", [])
         except (JobTimeoutException, OperationalError, InterfaceError):
             raise  # out of time, or the database is away: the batch stops here
         except Exception as exc:
@@ -232,77 +242,6 @@ class Batch:
                 enqueue_delivery(self.queue, row_id)
         except Exception as exc:  # Redis gone: relay finds them (Redis holds no job for them)
             log.warning("delivery.put_back_failed", rows=len(row_ids), error=type(exc).__name__)
-
-
-def handle(session, row: Delivery, doc: dict) -> None:
-    """Normalise the payload with its connector and apply the events to the ledger.
-
-    Runs inside process_delivery's transaction, so the claim and the ledger writes commit
-    together or not at all. The delivery changes only what its signature verified: items of its
-    source's client (ledger.store checks each item), or, for a Jira sprint or version event,
-    items of the projects using the secret that signed it (`row.verified_sources`).
-    """
-    config = context.settings().config
-    source = config.source(row.source, row.source_key) if row.source_key else None
-    if row.source_key and source is None:
-        # The source was listed when the delivery arrived and is not any more.
-        log.warning("delivery.unknown_source", row=row.id, source=row.source, key=row.source_key)
-        return
-    if source is not None and not _verified_for(row, source):
-        # Intake stores only deliveries verified for their source; a row saying otherwise was
-        # not written by it.
-        log.warning("delivery.unverified_source", row=row.id, source=row.source, key=source.key)
-        return
-    reach = None
-    if row.source == "github" and source is not None:
-        # The team's size labels, and the configured Jira projects as link targets.
-        cfg = team_config.github_config(config, source.team)
-        cfg = replace(cfg, received_at=_utc(row.received_at))
-        events = github.normalize(row.event, doc, cfg)
-        store.remember_members(session, source.team, "github", github.team_logins(doc))
-    elif row.source == "jira":
-        # Sprint and version events (no project key) are keyed by their scope; the store fans
-        # them out to the items that named it among the projects the signature verified.
-        # Each team's own story points field; site-wide events carry no story points.
-        cfg = team_config.jira_config(config, source.team if source else None)
-        events = jira.normalize(doc, cfg)
-        if source is None:
-            reach = _site_wide_reach(config, row)
-    else:
-        log.warning("delivery.unknown_source", row=row.id, source=row.source, key=row.source_key)
-        return
-    touched: set[str] = set()
-    if events:
-        # Settlements that arrive by webhook get a comment (issue 9); backfill and
-        # reconciliation call store.apply_events directly and never post about the past.
-        touched = postback.apply_and_record(
-            session, context.directory(), owner_of(source), events, reach=reach
-        )
-    # The living summaries of the scopes touched (and of a closed milestone), issue 9.
-    milestone_summary.record(session, touched, row, doc, source.team if source else None)
-
-
-def _verified_for(row: Delivery, source) -> bool:
-    if row.verified_sources is None:
-        return True  # stored before 0006, when intake checked the source's own secret
-    want = source_index(source.kind, source.key)
-    return any(source_index(row.source, key) == want for key in row.verified_sources)
-
-
-def _site_wide_reach(config, row: Delivery) -> set[tuple[str, str]]:
-    """The Jira projects a sprint or version delivery may reach: those its signature verified.
-    A row stored before 0006 was verified with the global Jira secret, so: the projects that
-    use it (no `secret_env` of their own)."""
-    if row.verified_sources is None:
-        keys = [s.key for s in config.sources("jira") if s.secret_env is None]
-    else:
-        keys = [k for k in row.verified_sources if config.source("jira", k) is not None]
-    return {source_index("jira", key) for key in keys}
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back the naive UTC value it was given.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def settle_overdue_job() -> int:
