@@ -64,7 +64,7 @@ def _run(args) -> None:
     batch = Batch(Session)
     batch.one(rows[0].id, rows[0])  # warm up: statements compiled, caches filled
     rows, statements = rows[1:], Counter()
-    step = 1 if args.one_by_one or args.engine != "sqlite" else TOGETHER
+    step = 1 if args.one_by_one else TOGETHER
     profile = cProfile.Profile()
     wall, cpu = time.perf_counter(), time.process_time()
     if args.profile:
