@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from ledger import codec
@@ -47,6 +47,10 @@ log = get_logger("ledger.store")
 
 _DEFAULT_TEAM = TeamRules()  # settings of an item whose team is not listed
 _SCOPE_LENGTH = 300  # scope_events.scope
+_LOCK_SCOPES = text(
+    "SELECT pg_advisory_xact_lock(hashtext(s)) FROM"
+    ' (SELECT s FROM unnest(CAST(:scopes AS text[])) AS s ORDER BY s COLLATE "C") AS sorted'
+)
 
 
 def apply_events(
@@ -173,8 +177,8 @@ def _lock_scopes(session: Session, scopes: set[str]) -> None:
     needs none: its writers are serialised already."""
     if not scopes or session.get_bind().dialect.name != "postgresql":
         return
-    for scope in sorted(scopes):
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(scope))))
+    # One statement: the scopes sorted in a subquery, then each locked as it is read, in order.
+    session.execute(_LOCK_SCOPES, {"scopes": sorted(scopes)})
 
 
 def _delivers_promises(session: Session, links: Iterable[str], client: str) -> bool:

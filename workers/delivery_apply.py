@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
+from rq.timeouts import JobTimeoutException
 
 from connectors import team_config
 from connectors.directory import owner_of
@@ -103,16 +104,59 @@ def apply_one(session, p: Prepared) -> None:
     milestone_summary.record(session, touched, p.row, p.doc, p.team)
 
 
-def apply_rows(session, rows: Sequence[Delivery]) -> None:
+def prepare_row(row: Delivery) -> Prepared | None:
+    with structlog.contextvars.bound_contextvars(delivery=row.delivery_id, row=row.id):
+        return prepare(row, payloads.decode(row.body, row.headers))
+
+
+def plan(rows: Sequence[Delivery], size: int) -> tuple[list[list[Delivery]], dict]:
+    """PostgreSQL: the batch's deliveries in transactions of up to `size`, each holding
+    deliveries of one set of scopes, so that it takes one milestone lock (ledger.store.
+    _lock_scopes) and two workers seldom wait on each other. Each item's deliveries keep their
+    arrival order: a delivery joins the first transaction holding one of its items; one whose
+    items are in two, one that cannot be grouped or read, ends the transactions so far and
+    goes alone. Returns the transactions in order and the prepared deliveries (row id: Prepared)."""
+    chunks: list[list[Delivery]] = []
+    prepared: dict[int, Prepared | None] = {}
+    open_: dict[frozenset, list[Delivery]] = {}  # by scopes, in order of first arrival
+    held: dict[str, frozenset] = {}  # item key: the scopes of the transaction holding it
+
+    def close():
+        for rows_ in open_.values():
+            chunks.extend(rows_[i : i + size] for i in range(0, len(rows_), size))
+        open_.clear()
+        held.clear()
+
+    for row in rows:
+        try:
+            p = prepared[row.id] = prepare_row(row)
+        except JobTimeoutException:
+            raise
+        except Exception:  # applied alone, where its fault is handled (Batch._each)
+            p = None
+        homes = {held[k] for k in p.keys if k in held} if p is not None else set()
+        if p is None or not groupable(p.part.events) or len(homes) > 1:
+            close()
+            chunks.append([row])
+            continue
+        home = homes.pop() if homes else frozenset(e.scope for e in p.part.events if e.scope)
+        open_.setdefault(home, []).append(row)
+        held.update(dict.fromkeys(p.keys, home))
+    close()
+    return chunks, prepared
+
+
+def apply_rows(session, rows: Sequence[Delivery], prepared: dict | None = None) -> None:
     """Apply claimed deliveries in arrival order. Runs of plain deliveries (`groupable`) that
     touch distinct items are applied together (`ledger.store_batch`); a delivery naming an
     item already in the run starts a new one, and any other delivery is applied alone, after
-    the run before it. Each item's events still fold in event-time order."""
+    the run before it. Each item's events still fold in event-time order. `prepared`: the
+    deliveries already normalised by `plan`."""
     group: list[Prepared] = []
     keys: set[str] = set()
+    prepared = prepared or {}
     for row in rows:
-        with structlog.contextvars.bound_contextvars(delivery=row.delivery_id, row=row.id):
-            p = prepare(row, payloads.decode(row.body, row.headers))
+        p = prepared[row.id] if row.id in prepared else prepare_row(row)
         if p is None:
             continue
         if not groupable(p.part.events):

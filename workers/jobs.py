@@ -18,24 +18,24 @@ from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, DeliveryStatus
 from trackrecord.queue import drop_taken, get_queue, run_alone, take_waiting
 from workers import context, milestone_summary, postback
-from workers.delivery_apply import apply_rows, handle
+from workers.delivery_apply import apply_rows, handle, plan
 
 log = get_logger("workers.jobs")
 
 
 # One job drains up to BATCH deliveries: its own, then those whose jobs wait behind it on the
 # queue, taken off it (trackrecord.queue.take_waiting). RQ's own bookkeeping costs about 3 ms
-# a job on this machine, as much as applying a delivery, so one job for many is what lets a
-# worker drain more than RQ runs jobs. On PostgreSQL each delivery keeps its own transaction:
-# the ledger locks a milestone while it writes to it (ledger.store._lock_scopes), and a batch
-# holding them all until its end would make a second worker wait for the whole batch. SQLite
-# has one writer anyway: there they go TOGETHER to a transaction.
+# a job on this machine, more than applying a delivery, so one job for many is what lets a
+# worker drain more than RQ runs jobs.
 BATCH = 100
 # A batch stops after this long; the deliveries it has not reached go back on the queue.
 BATCH_SECONDS = 20.0
-# On SQLite the deliveries taken are applied this many to a transaction (Batch.together): it
-# has one writer anyway, and the write lock is held for a few tens of milliseconds at most,
-# so the intake's inserts wait that long. PostgreSQL keeps one transaction per delivery.
+# Up to this many deliveries to a transaction (Batch.together), applied together by the ledger
+# (workers.delivery_apply.apply_rows). SQLite has one writer anyway: they go in arrival order,
+# and the write lock is held for a few tens of milliseconds, so the intake's inserts wait that
+# long at most. PostgreSQL: the ledger locks a milestone while it writes to it (ledger.store.
+# _lock_scopes), so a transaction holds the deliveries of one milestone (delivery_apply.plan)
+# and a second worker waits only when it reaches the same milestone at the same moment.
 TOGETHER = 20
 JOB_PREFIX = "delivery-"
 
@@ -130,7 +130,7 @@ class Batch:
             _log_processed(row)
         return outcome
 
-    def together(self, rows: list[Delivery]) -> bool:
+    def together(self, rows: list[Delivery], prepared: dict | None = None) -> bool:
         """SQLite: apply `rows` in one transaction (its writers take turns anyway, and a commit
         is a third of a delivery's cost there). All or nothing: on any fault nothing of them is
         committed and False is returned, and the caller applies them one by one, so one bad
@@ -138,7 +138,7 @@ class Batch:
         try:
             with self.Session() as session, session.begin():
                 done = _claim(session, rows)
-                apply_rows(session, done)
+                apply_rows(session, done, prepared)
                 posts = session.info.pop("postbacks", [])
                 summaries = session.info.pop("summaries", [])
         except (JobTimeoutException, OperationalError, InterfaceError):
@@ -190,14 +190,21 @@ class Batch:
             self.back += taken
             raise
         left = [row.id for row in rows]
-        step = TOGETHER if self.Session.kw["bind"].dialect.name == "sqlite" else 1
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
+        if self.Session.kw["bind"].dialect.name == "sqlite":
+            chunks = [rows[i : i + TOGETHER] for i in range(0, len(rows), TOGETHER)]
+            prepared = None  # normalised in the transaction, as they come
+        else:
+            try:
+                chunks, prepared = plan(rows, TOGETHER)
+            except BaseException:
+                self.back += left
+                raise
+        for chunk in chunks:
             if time.monotonic() > deadline:
                 break
             try:
-                if len(chunk) > 1 and self.together(chunk):
-                    left = left[len(chunk) :]
+                if len(chunk) > 1 and self.together(chunk, prepared):
+                    left = [i for i in left if i not in {row.id for row in chunk}]
                     continue
             except (JobTimeoutException, OperationalError, InterfaceError):
                 break  # out of time, or the database is away: the rest go back as they were
