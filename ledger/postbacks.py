@@ -93,10 +93,11 @@ def outcomes_and_scope_of(
     if not keys:
         return {}, {}
     exact = set(keys)
+    items, held = Item.__table__.c, Commitment.__table__.c  # Core: no ORM loading steps
     rows = session.execute(
-        select(Item.key, Commitment.outcome, Item.team, Item.scope)
-        .outerjoin(Commitment, Commitment.item_id == Item.id)
-        .where(func.lower(Item.key).in_([k.lower() for k in keys]))
+        select(items.key, held.outcome, items.team, items.scope)
+        .outerjoin(Commitment.__table__, held.item_id == items.id)
+        .where(func.lower(items.key).in_([k.lower() for k in keys]))
     ).all()
     outcomes = {key: outcome for key, outcome, _, _ in rows}
     where = {
@@ -122,10 +123,11 @@ def record_settlements(
     keys = sorted(set(keys))
     if not keys:
         return []
+    items, held = Item.__table__.c, Commitment.__table__.c  # Core: no ORM loading steps
     rows = session.execute(
-        select(Item.id, Item.key, Item.team, Commitment.outcome, Commitment.settled_at, Item.scope)
-        .outerjoin(Commitment, Commitment.item_id == Item.id)
-        .where(Item.key.in_(keys))
+        select(items.id, items.key, items.team, held.outcome, held.settled_at, items.scope)
+        .outerjoin(Commitment.__table__, held.item_id == items.id)
+        .where(items.key.in_(keys))
     ).all()
     if scopes is not None:
         scopes.update((row.team, row.scope) for row in rows if row.scope is not None)

@@ -36,7 +36,7 @@ from ledger.reach import Reach, split_key
 from ledger.rows import commitment_values, event_row, insert_ignore, item_values, put_commitment
 from ledger.rules import Judge, fold
 from ledger.rules import settle as settle_state
-from ledger.store import _DEFAULT_TEAM, _delivers_promises, _lock_scopes, stored_scope
+from ledger.store_common import DEFAULT_TEAM, delivers_promises, lock_scopes, stored_scope
 from ledger.tables import Commitment, Item, ItemEvent, PromiseChangeRow, ScopeEvent, TeamMember
 from ledger.teams import Directory, Owner
 from trackrecord.config import source_index
@@ -44,7 +44,10 @@ from trackrecord.logs import get_logger
 
 log = get_logger("ledger.store_batch")
 
-_ITEMS = Item.__table__
+# Core tables, not the mapped classes: a statement on ORM columns goes through the ORM's
+# compile and loading steps, which cost more than the query here.
+_ITEMS, _EVENTS, _SCOPES = Item.__table__, ItemEvent.__table__, ScopeEvent.__table__
+_MEMBERS, _EXCLUDED = TeamMember.__table__, Exclusion.__table__
 _DERIVED = ("item_type", "title", "status", "opened_at", "opened_by", "closed_at", "size",
             "story_points", "scope", "links", "first_response_seconds")  # fmt: skip
 # One UPDATE for all the group's items, run with a row of parameters per item.
@@ -85,7 +88,7 @@ def apply_group(
             else:
                 gate.refuse(event.item_key)
         direct.append(mine)
-    _lock_scopes(session, {e.scope for part in parts for e in part.events if e.scope})
+    lock_scopes(session, {e.scope for part in parts for e in part.events if e.scope})
     kept = _ensure_items(session, directory, sorted({k for mine in direct for k in mine}))
     if not kept:
         return [set() for _ in parts]
@@ -123,14 +126,14 @@ def refold_many(session: Session, directory: Directory, items: list, now: dateti
     ids = [item.id for item in items]
     stored: dict[int, list[DomainEvent]] = defaultdict(list)
     for item_id, data in session.execute(
-        select(ItemEvent.item_id, ItemEvent.data).where(ItemEvent.item_id.in_(ids))
+        select(_EVENTS.c.item_id, _EVENTS.c.data).where(_EVENTS.c.item_id.in_(ids))
     ):
         stored[item_id].append(codec.decode(data))
     _pull_scope_events(session, items, stored)
     members = _members(session, {(item.team, item.source) for item in items})
     folded = []
     for item in items:
-        team = directory.team(item.team) or _DEFAULT_TEAM
+        team = directory.team(item.team) or DEFAULT_TEAM
         tz = ZoneInfo(team.timezone)
         state = fold(stored[item.id], tz)
         folded.append((item, state, team, tz))
@@ -151,7 +154,8 @@ def _write(session: Session, folded: list, members: dict, now: datetime) -> None
     held = {r["item_id"]: r for r in session.execute(
         select(table).where(table.c.item_id.in_(ids))).mappings()}  # fmt: skip
     excluded = set(session.scalars(
-        select(Exclusion.item_id).where(Exclusion.item_id.in_(ids), Exclusion.undone_at.is_(None))
+        select(_EXCLUDED.c.item_id).where(_EXCLUDED.c.item_id.in_(ids),
+                                         _EXCLUDED.c.undone_at.is_(None))
     ))  # fmt: skip
     item_rows, inserts, changes = [], [], {}
     for item, state, team, tz in folded:
@@ -159,7 +163,7 @@ def _write(session: Session, folded: list, members: dict, now: datetime) -> None
         if (
             state.item_type == "pull_request"
             and settlement.committed
-            and _delivers_promises(session, state.links, item.client)
+            and delivers_promises(session, state.links, item.client)
         ):
             settlement = replace(settlement, outcome=Outcome.LINKED, judged_against=None)
         known = set(team.members) | members.get((item.team, item.source), set())
@@ -214,7 +218,7 @@ def _pull_scope_events(session: Session, items: list, stored: dict) -> None:
         return
     found: dict[str, list] = defaultdict(list)
     for scope, data in session.execute(
-        select(ScopeEvent.scope, ScopeEvent.data).where(ScopeEvent.scope.in_(every))
+        select(_SCOPES.c.scope, _SCOPES.c.data).where(_SCOPES.c.scope.in_(every))
     ):
         found[scope].append(data)
     rows = []
@@ -233,8 +237,8 @@ def _members(session: Session, pairs: set[tuple[str, str]]) -> dict[tuple[str, s
     teams = sorted({team for team, _ in pairs})
     found: dict[tuple[str, str], set[str]] = defaultdict(set)
     for team, source, login in session.execute(
-        select(TeamMember.team, TeamMember.source, TeamMember.login).where(
-            TeamMember.team.in_(teams)
+        select(_MEMBERS.c.team, _MEMBERS.c.source, _MEMBERS.c.login).where(
+            _MEMBERS.c.team.in_(teams)
         )
     ):
         if (team, source) in pairs:
@@ -246,8 +250,9 @@ def _ensure_items(session: Session, directory: Directory, keys: list[str]) -> se
     """`ledger.store._ensure_item` for many keys: the keys that now have an item."""
     if not keys:
         return set()
+    c = _ITEMS.c
     found = {r.key: r for r in session.execute(
-        select(Item.id, Item.key, Item.team, Item.client).where(Item.key.in_(keys)))}  # fmt: skip
+        select(c.id, c.key, c.team, c.client).where(c.key.in_(keys)))}  # fmt: skip
     kept, new = set(), []
     for key in keys:
         kind, source_key = split_key(key)
