@@ -26,8 +26,10 @@ log = get_logger("workers.jobs")
 # One job drains up to BATCH deliveries: its own, then those whose jobs wait behind it on the
 # queue, taken off it (trackrecord.queue.take_waiting). RQ's own bookkeeping costs about 3 ms
 # a job on this machine, more than applying a delivery, so one job for many is what lets a
-# worker drain more than RQ runs jobs.
-BATCH = 100
+# worker drain more than RQ runs jobs. On PostgreSQL a batch's transactions each hold one
+# milestone's deliveries (TOGETHER below): 200 over 20 milestones is about 10 to a transaction;
+# 100 gave 5, and a commit and a fixed set of statements per transaction (docs/benchmarks.md).
+BATCH = 200
 # A batch stops after this long; the deliveries it has not reached go back on the queue.
 BATCH_SECONDS = 20.0
 # Up to this many deliveries to a transaction (Batch.together), applied together by the ledger
