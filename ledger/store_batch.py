@@ -139,11 +139,15 @@ def refold_many(session: Session, directory: Directory, items: list, now: dateti
         folded.append((item, state, team, tz))
     # Pull requests last: whether one delivers a promise reads the commitments of the items it
     # names, which this group may have just written (`ledger.store.refold`).
-    folded.sort(key=lambda f: f[1].item_type == "pull_request")
-    first = [f for f in folded if f[1].item_type != "pull_request"]
+    first = [f for f in folded if _kind(*f[:2]) != "pull_request"]
+    folded = first + [f for f in folded if _kind(*f[:2]) == "pull_request"]
     _write(session, first, members, now)
     _write(session, folded[len(first) :], members, now)
     return {key for _, state, _, _ in first for key in state.links}
+
+
+def _kind(item, state) -> str | None:
+    return state.item_type or item.item_type  # as the item row will say (`rows.item_values`)
 
 
 def _write(session: Session, folded: list, members: dict, now: datetime) -> None:

@@ -104,9 +104,10 @@ def _mark_invalid(Session, row_id: int, reason: str) -> None:
 
 
 class Batch:
-    """One job's deliveries: its own, then those it takes from the queue, applied in arrival
-    order (the ledger folds each item's events in event-time order whatever order they are
-    stored in: ledger/store.py), each in its own transaction, or on SQLite TOGETHER to one."""
+    """One job's deliveries: its own, then those it takes from the queue, up to TOGETHER to a
+    transaction: on SQLite in arrival order, on PostgreSQL one milestone's to a transaction
+    (`delivery_apply.plan`), each item's deliveries in arrival order either way (the ledger
+    folds each item's events in event-time order whatever order they are stored in)."""
 
     def __init__(self, Session):
         self.Session = Session
@@ -133,10 +134,11 @@ class Batch:
         return outcome
 
     def together(self, rows: list[Delivery], prepared: dict | None = None) -> bool:
-        """SQLite: apply `rows` in one transaction (its writers take turns anyway, and a commit
-        is a third of a delivery's cost there). All or nothing: on any fault nothing of them is
-        committed and False is returned, and the caller applies them one by one, so one bad
-        delivery costs the others only a second try and no delivery is lost or doubled."""
+        """Claim and apply `rows` in one transaction, the ledger applying them together
+        (`delivery_apply.apply_rows`; `prepared`: those `plan` has normalised). All or nothing:
+        on any fault nothing of them is committed and False is returned, and the caller applies
+        them one by one, so one bad delivery costs the others only a second try and no delivery
+        is lost or doubled."""
         try:
             with self.Session() as session, session.begin():
                 done = _claim(session, rows)
