@@ -5,9 +5,9 @@
 
 n deliveries stored through the intake (bench/deliveries.py, as bench/drain.py stores them),
 then applied as a worker's batch applies the deliveries it takes (`Batch.together` in chunks of
-`workers.jobs.TOGETHER` on SQLite, `Batch.one` each on PostgreSQL or with --one-by-one), after
-one to warm up. Prints ms and CPU ms per delivery, SQL statements per delivery by kind, and
-with --profile the cProfile table.
+`workers.jobs.TOGETHER`, in arrival order; `Batch.one` each with --one-by-one), after one to
+warm up. Prints ms and CPU ms per delivery, SQL statements per delivery by kind with the wall
+ms spent in each (driver and server), and with --profile the cProfile table.
 """
 
 from __future__ import annotations
