@@ -39,7 +39,7 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 # The issues are spread over this many milestones of the repository: the ledger serialises the
-# writers of one milestone (ledger.store._lock_scopes), so a burst into a single milestone is
+# writers of one milestone (ledger.store_common.lock_scopes), so a burst into a single milestone is
 # the worst case for more than one worker (bench/drain.py --milestones 1 measures it).
 MILESTONES = 20
 

@@ -5,9 +5,9 @@
 
 n deliveries stored through the intake (bench/deliveries.py, as bench/drain.py stores them),
 then applied as a worker's batch applies the deliveries it takes (`Batch.together` in chunks of
-`workers.jobs.TOGETHER` on SQLite, `Batch.one` each on PostgreSQL or with --one-by-one), after
-one to warm up. Prints ms and CPU ms per delivery, SQL statements per delivery by kind, and
-with --profile the cProfile table.
+`workers.jobs.TOGETHER`, in arrival order; `Batch.one` each with --one-by-one), after one to
+warm up. Prints ms and CPU ms per delivery, SQL statements per delivery by kind with the wall
+ms spent in each (driver and server), and with --profile the cProfile table.
 """
 
 from __future__ import annotations
@@ -55,16 +55,24 @@ def _run(args) -> None:
     Session = context.sessions()
     statements: Counter[str] = Counter()
 
+    spent: Counter[str] = Counter()  # wall seconds from the cursor's execute to its return
+
     @event.listens_for(Session.kw["bind"], "before_cursor_execute")
     def _count(conn, cursor, statement, *rest):
         statements[" ".join(statement.split())[:90]] += 1
+        conn.info["started"] = time.perf_counter()
+
+    @event.listens_for(Session.kw["bind"], "after_cursor_execute")
+    def _spent(conn, cursor, statement, *rest):
+        spent[" ".join(statement.split())[:90]] += time.perf_counter() - conn.info["started"]
 
     with Session() as s:
         rows = s.scalars(select(Delivery).order_by(Delivery.id)).all()
     batch = Batch(Session)
     batch.one(rows[0].id, rows[0])  # warm up: statements compiled, caches filled
     rows, statements = rows[1:], Counter()
-    step = 1 if args.one_by_one or args.engine != "sqlite" else TOGETHER
+    spent.clear()
+    step = 1 if args.one_by_one else TOGETHER
     profile = cProfile.Profile()
     wall, cpu = time.perf_counter(), time.process_time()
     if args.profile:
@@ -83,8 +91,9 @@ def _run(args) -> None:
         f"{n} deliveries in {wall:.2f} s = {n / wall:.0f}/s; per delivery {wall / n * 1000:.2f} ms"
         f", CPU {cpu / n * 1000:.2f} ms, {sum(statements.values()) / n:.1f} statements"
     )
+    print("  per delivery: statements, ms in the statement (driver and server)")
     for text, count in statements.most_common():
-        print(f"  {count / n:5.2f}  {text}")
+        print(f"  {count / n:5.2f}  {spent[text] / n * 1000:6.3f}  {text}")
     if args.profile:
         pstats.Stats(profile).sort_stats(args.profile).print_stats(args.top)
 

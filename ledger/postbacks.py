@@ -80,18 +80,30 @@ def outcomes_and_scopes(
     """`outcomes_of` the keys, and the (team, scope) of those of them in a scope (the keys
     matched exactly, as `ledger.summaries.scopes_of`), in one query: the drain asks both
     before every delivery."""
+    outcomes, where = outcomes_and_scope_of(session, keys)
+    return outcomes, set(where.values())
+
+
+def outcomes_and_scope_of(
+    session: Session, keys: Iterable[str]
+) -> tuple[dict[str, str | None], dict[str, tuple[str, str]]]:
+    """`outcomes_and_scopes`, with the (team, scope) of each key in a scope: a batch of the
+    drain asks it once for all its deliveries, and needs each one's scopes."""
     keys = sorted(set(keys))
     if not keys:
-        return {}, set()
+        return {}, {}
     exact = set(keys)
+    items, held = Item.__table__.c, Commitment.__table__.c  # Core: no ORM loading steps
     rows = session.execute(
-        select(Item.key, Commitment.outcome, Item.team, Item.scope)
-        .outerjoin(Commitment, Commitment.item_id == Item.id)
-        .where(func.lower(Item.key).in_([k.lower() for k in keys]))
+        select(items.key, held.outcome, items.team, items.scope)
+        .outerjoin(Commitment.__table__, held.item_id == items.id)
+        .where(func.lower(items.key).in_([k.lower() for k in keys]))
     ).all()
     outcomes = {key: outcome for key, outcome, _, _ in rows}
-    scopes = {(team, scope) for key, _, team, scope in rows if scope is not None and key in exact}
-    return outcomes, scopes
+    where = {
+        key: (team, scope) for key, _, team, scope in rows if scope is not None and key in exact
+    }
+    return outcomes, where
 
 
 def record_settlements(
@@ -101,6 +113,7 @@ def record_settlements(
     *,
     wanted: Callable[[str, str], bool],
     scopes: set[tuple[str, str]] | None = None,
+    where: dict[str, tuple[str, str]] | None = None,
 ) -> list[int]:
     """Insert a pending postback for every item in `keys` whose commitment has just settled
     (open before, settled now), for which `wanted(team, item key)` is true. Returns the ids of
@@ -110,13 +123,16 @@ def record_settlements(
     keys = sorted(set(keys))
     if not keys:
         return []
+    items, held = Item.__table__.c, Commitment.__table__.c  # Core: no ORM loading steps
     rows = session.execute(
-        select(Item.id, Item.key, Item.team, Commitment.outcome, Commitment.settled_at, Item.scope)
-        .outerjoin(Commitment, Commitment.item_id == Item.id)
-        .where(Item.key.in_(keys))
+        select(items.id, items.key, items.team, held.outcome, held.settled_at, items.scope)
+        .outerjoin(Commitment.__table__, held.item_id == items.id)
+        .where(items.key.in_(keys))
     ).all()
     if scopes is not None:
         scopes.update((row.team, row.scope) for row in rows if row.scope is not None)
+    if where is not None:  # the same, by item key
+        where.update({row.key: (row.team, row.scope) for row in rows if row.scope is not None})
     found = []
     for item_id, key, team, outcome, settled_at, _ in rows:
         if outcome is None:  # no commitment row

@@ -57,18 +57,28 @@ def event_row(item_id: int, event: DomainEvent) -> dict:
 
 
 def write_item(item: Item, state: ItemState, members: set[str]) -> None:
-    item.item_type = state.item_type or item.item_type
-    item.title = state.title
-    item.status = state.status
-    item.opened_at, item.opened_by = codec.utc(state.opened_at), state.opened_by
-    item.closed_at = codec.utc(state.closed_at)
-    item.size, item.story_points = state.size, state.story_points
-    item.scope = state.scope
-    item.links = list(state.links)
+    for name, value in item_values(item.item_type, state, members).items():
+        setattr(item, name, value)
+
+
+def item_values(item_type: str | None, state: ItemState, members: set[str]) -> dict:
+    """The item row's derived columns from its folded state."""
     # With no known member (a Jira team without `members`), no comment counts as the team's
     # and first_response stays None rather than guessing.
     wait = first_response(state, members) if state.item_type != "pull_request" else None
-    item.first_response_seconds = wait.total_seconds() if wait is not None else None
+    return {
+        "item_type": state.item_type or item_type,
+        "title": state.title,
+        "status": state.status,
+        "opened_at": codec.utc(state.opened_at),
+        "opened_by": state.opened_by,
+        "closed_at": codec.utc(state.closed_at),
+        "size": state.size,
+        "story_points": state.story_points,
+        "scope": state.scope,
+        "links": list(state.links),
+        "first_response_seconds": wait.total_seconds() if wait is not None else None,
+    }
 
 
 def write_commitment(session, item, state, s: Settlement, team: TeamRules, tz) -> None:
@@ -80,13 +90,16 @@ def write_commitment(session, item, state, s: Settlement, team: TeamRules, tz) -
     session holds is expired, so it reads the new values."""
     table = Commitment.__table__
     row = session.execute(select(table).where(table.c.item_id == item.id)).mappings().first()
+    values = commitment_values(item, state, s, team, tz, lambda i: is_excluded(session, i))
+    put_commitment(session, item.id, row, values)
+
+
+def commitment_values(item, state: ItemState, s: Settlement, team: TeamRules, tz, excluded):
+    """The commitment row's columns from a settlement, or None when the item has none.
+    `excluded(item id)`: asked only when there is a row to write."""
     if not (s.committed or s.outcome in _UNPROMISED_ROWS):
         # No promise and no win (open, or dropped before anyone promised it): not a commitment.
-        # A row from an earlier fold goes: it was derived, and the events now say otherwise.
-        if row is not None:
-            session.execute(delete(table).where(table.c.id == row["id"]))
-            _expire(session, row["id"])
-        return
+        return None
     promised = s.judged_against
     values = {
         "team": item.team,
@@ -102,7 +115,7 @@ def write_commitment(session, item, state, s: Settlement, team: TeamRules, tz) -
         "slip_days": s.slip_days if s.outcome is Outcome.LATE else None,
         "repromise_count": s.repromise_count,
         "small": team.is_small(state.size, state.story_points),
-        "excluded": is_excluded(session, item.id),
+        "excluded": excluded(item.id),
     }
     values["settle_at"] = settle_instant(
         outcome=values["outcome"],
@@ -111,8 +124,25 @@ def write_commitment(session, item, state, s: Settlement, team: TeamRules, tz) -
         settled_at=values["settled_at"],
         delivered_at=values["delivered_at"],
     )
+    return values
+
+
+def put_commitment(session, item_id: int, row, values: dict | None, inserts=None) -> None:
+    """Write `values` over the stored `row` (a mapping, or None): delete when values is None,
+    insert when row is None (into `inserts` when given, for one executemany), else update the
+    columns that changed."""
+    table = Commitment.__table__
+    if values is None:
+        # A row from an earlier fold goes: it was derived, and the events now say otherwise.
+        if row is not None:
+            session.execute(delete(table).where(table.c.id == row["id"]))
+            _expire(session, row["id"])
+        return
     if row is None:
-        session.execute(insert(table), [{**values, "item_id": item.id}])
+        if inserts is not None:
+            inserts.append({**values, "item_id": item_id})
+        else:
+            session.execute(insert(table), [{**values, "item_id": item_id}])
         return
     changed = {k: v for k, v in values.items() if not _same(row[k], v)}
     if changed:

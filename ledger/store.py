@@ -9,7 +9,6 @@ See docs/ledger.md, "Persistence".
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
@@ -32,6 +31,12 @@ from ledger.rows import (
 )
 from ledger.rules import Judge, Settlement, fold
 from ledger.rules import settle as settle_state
+from ledger.store_common import (
+    DEFAULT_TEAM,
+    delivers_promises,
+    lock_scopes,
+    stored_scope,  # noqa: F401 (read here by callers of ledger.store)
+)
 from ledger.tables import (
     Commitment,
     Item,
@@ -39,14 +44,11 @@ from ledger.tables import (
     ScopeEvent,
     TeamMember,
 )
-from ledger.teams import Directory, Owner, TeamRules
+from ledger.teams import Directory, Owner
 from trackrecord.config import source_index
 from trackrecord.logs import get_logger
 
 log = get_logger("ledger.store")
-
-_DEFAULT_TEAM = TeamRules()  # settings of an item whose team is not listed
-_SCOPE_LENGTH = 300  # scope_events.scope
 
 
 def apply_events(
@@ -69,7 +71,7 @@ def apply_events(
     """
     now = codec.utc(now or datetime.now(UTC))
     gate = Reach(directory, source_owner, reach)
-    _lock_scopes(session, {e.scope for e in events if e.scope})
+    lock_scopes(session, {e.scope for e in events if e.scope})
     direct: dict[str, list[DomainEvent]] = defaultdict(list)
     scoped: list[DomainEvent] = []
     for event in events:
@@ -132,7 +134,7 @@ def apply_events(
 
 def refold(session: Session, directory: Directory, item: Item, now: datetime) -> Settlement:
     """Recompute an item's rows from all its stored events (and its scopes' due changes)."""
-    team = directory.team(item.team) or _DEFAULT_TEAM
+    team = directory.team(item.team) or DEFAULT_TEAM
     tz = ZoneInfo(team.timezone)
     judge = Judge(team.on_time_basis)
     stored = [
@@ -145,7 +147,7 @@ def refold(session: Session, directory: Directory, item: Item, now: datetime) ->
     if (
         state.item_type == "pull_request"
         and settlement.committed
-        and _delivers_promises(session, state.links, item.client)
+        and delivers_promises(session, state.links, item.client)
     ):
         # One promise, one row: a PR in the milestone of the issue it closes delivers that
         # issue's promise; it is not a second commitment (docs/ledger.md, "One promise").
@@ -163,36 +165,6 @@ def refold(session: Session, directory: Directory, item: Item, now: datetime) ->
     write_commitment(session, item, state, settlement, team, tz)
     write_promise_changes(session, item, state)
     return settlement
-
-
-def _lock_scopes(session: Session, scopes: set[str]) -> None:
-    """Serialise writers of one milestone (sprint, version) on PostgreSQL. Without it, a due
-    date change and an item joining the milestone, stored by two workers at once, each miss
-    the other's uncommitted row, and the item keeps the old date until its next event. Locks
-    are taken in a fixed order, before any item lock, so two writers cannot deadlock. SQLite
-    needs none: its writers are serialised already."""
-    if not scopes or session.get_bind().dialect.name != "postgresql":
-        return
-    for scope in sorted(scopes):
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(scope))))
-
-
-def _delivers_promises(session: Session, links: Iterable[str], client: str) -> bool:
-    # Only the client's own items: a PR naming another client's issue delivers nothing there,
-    # and whether that issue was promised must not show in this client's record either.
-    keys = list(links)
-    return (
-        bool(keys)
-        and session.scalar(
-            select(func.count())
-            .select_from(Commitment)
-            .join(Item, Item.id == Commitment.item_id)
-            .where(Item.key.in_(keys), Item.item_type != "pull_request")
-            .where(Item.client == client)
-            .where(Commitment.first_promised.is_not(None))
-        )
-        > 0
-    )
 
 
 def _linked_pull_requests(session: Session, items: Sequence[Item]) -> list[Item]:
@@ -285,16 +257,6 @@ def _ensure_item(session: Session, directory: Directory, key: str) -> bool:
     }
     insert_ignore(session, Item, [row], ["key"])
     return True
-
-
-def stored_scope(scope: str, source: tuple[str, str] | None) -> str:
-    """`scope_events.scope` of a scope change stored for one source's items alone."""
-    if source is None:
-        return scope
-    key = f"{scope}@{source[0]}:{source[1]}"
-    if len(key) > _SCOPE_LENGTH:
-        key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-    return key
 
 
 def _scope_row(event: DomainEvent, source: tuple[str, str] | None) -> dict:

@@ -60,17 +60,32 @@ def wait_until(check, seconds: float = 30, poll: float = 0.05) -> None:
         time.sleep(poll)
 
 
+def waiting_on_a_lock(settings) -> bool:
+    """Whether a PostgreSQL session of the test's database waits for a row lock."""
+    with session_factory(settings.database_url)() as s:
+        return bool(
+            s.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                )
+            )
+        )
+
+
 def test_sigterm_finishes_the_delivery_in_hand_and_puts_the_rest_back(held, settings, redis_conn):
     ids, hold, blocker, queue, start = held
     postgres = settings.database_url.startswith("postgresql")
-    # PostgreSQL: the job applies its own delivery, takes the 19 behind it and waits on the
-    # 10th's row. SQLite (one writer): it waits at its own delivery, before taking any.
+    # PostgreSQL: the job applies its own delivery, takes the 19 behind it (one milestone: one
+    # transaction) and waits on the 10th's row. SQLite (one writer): it waits at its own
+    # delivery, before taking any.
     hold(ids[9] if postgres else ids[0])
     worker = start()
     first = Job.fetch(f"delivery-{ids[0]}", connection=redis_conn)
     wait_until(lambda: first.get_status() == JobStatus.STARTED)
-    if postgres:  # the nine before it are applied, each in its own transaction
-        wait_until(lambda: ledger(settings)["deliveries"].get("processed") == 9)
+    if postgres:  # its own delivery applied, the transaction of the other 19 waits
+        wait_until(lambda: ledger(settings)["deliveries"].get("processed") == 1)
+        wait_until(lambda: waiting_on_a_lock(settings))
 
     worker.proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
@@ -78,11 +93,11 @@ def test_sigterm_finishes_the_delivery_in_hand_and_puts_the_rest_back(held, sett
     code = worker.proc.wait(PROMPT)
     assert code == 0, worker.log.read_text()[-3000:]
 
-    # It finished the delivery in hand and took no other: the rest wait on the queue, in order,
-    # for the next worker (not for relay), none counted as one more attempt.
-    done = 10 if postgres else 1
+    # It finished the transaction in hand and took no other: the rest wait on the queue, in
+    # order, for the next worker (not for relay), none counted as one more attempt.
+    done = 20 if postgres else 1
     seen = ledger(settings)
-    assert seen["deliveries"] == {"processed": done, "queued": 20 - done}
+    assert seen["deliveries"] == {"processed": done, **({"queued": 20 - done} if done < 20 else {})}
     assert seen["commitments"] == done and seen["attempts"] == [1]
     assert queue.job_ids == [f"delivery-{i}" for i in ids[done:]]
     assert first.get_status() == JobStatus.FINISHED and first.return_value() == "processed"
@@ -96,11 +111,13 @@ def test_sigterm_finishes_the_delivery_in_hand_and_puts_the_rest_back(held, sett
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_second_sigterm_gives_the_delivery_in_hand_up_and_requeues_it(held, settings, redis_conn):
-    # The 10th delivery's row stays held: the worker cannot finish it, and must not wait.
+    # The 10th delivery's row stays held: the worker cannot finish the transaction of the 19
+    # behind its own delivery, and must not wait for it.
     ids, hold, _blocker, queue, start = held
     hold(ids[9])
     worker = start()
-    wait_until(lambda: ledger(settings)["deliveries"].get("processed") == 9)
+    wait_until(lambda: ledger(settings)["deliveries"].get("processed") == 1)
+    wait_until(lambda: waiting_on_a_lock(settings))
 
     worker.proc.send_signal(signal.SIGTERM)
     time.sleep(1.5)
@@ -108,11 +125,11 @@ def test_a_second_sigterm_gives_the_delivery_in_hand_up_and_requeues_it(held, se
     worker.proc.send_signal(signal.SIGTERM)
     assert worker.proc.wait(PROMPT) == 0, worker.log.read_text()[-3000:]
 
-    # The held delivery was rolled back and goes back on the queue with the ones after it.
+    # The transaction in hand was rolled back: its deliveries go back on the queue, in order.
     seen = ledger(settings)
-    assert seen["deliveries"] == {"processed": 9, "queued": 11} and seen["attempts"] == [1]
-    assert queue.job_ids == [f"delivery-{i}" for i in ids[9:]]
-    check_redis(redis_conn, queue, [worker.name], waiting=11)
+    assert seen["deliveries"] == {"processed": 1, "queued": 19} and seen["attempts"] == [1]
+    assert queue.job_ids == [f"delivery-{i}" for i in ids[1:]]
+    check_redis(redis_conn, queue, [worker.name], waiting=19)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)

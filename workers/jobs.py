@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import structlog
@@ -13,35 +12,33 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from connectors import team_config
-from connectors.directory import owner_of
-from connectors.github import normalize as github
-from connectors.jira import normalize as jira
 from connectors.shapes import InvalidPayload
 from ledger import store
 from trackrecord import payloads
-from trackrecord.config import source_index
 from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, DeliveryStatus
 from trackrecord.queue import drop_taken, get_queue, run_alone, take_waiting
 from workers import context, milestone_summary, postback
+from workers.delivery_apply import apply_rows, handle, plan
 
 log = get_logger("workers.jobs")
 
 
 # One job drains up to BATCH deliveries: its own, then those whose jobs wait behind it on the
 # queue, taken off it (trackrecord.queue.take_waiting). RQ's own bookkeeping costs about 3 ms
-# a job on this machine, as much as applying a delivery, so one job for many is what lets a
-# worker drain more than RQ runs jobs. On PostgreSQL each delivery keeps its own transaction:
-# the ledger locks a milestone while it writes to it (ledger.store._lock_scopes), and a batch
-# holding them all until its end would make a second worker wait for the whole batch. SQLite
-# has one writer anyway: there they go TOGETHER to a transaction.
-BATCH = 100
+# a job on this machine, more than applying a delivery, so one job for many is what lets a
+# worker drain more than RQ runs jobs. On PostgreSQL a batch's transactions each hold one
+# milestone's deliveries (TOGETHER below): 200 over 20 milestones is about 10 to a transaction;
+# 100 gave 5, and a commit and a fixed set of statements per transaction (docs/benchmarks.md).
+BATCH = 200
 # A batch stops after this long; the deliveries it has not reached go back on the queue.
 BATCH_SECONDS = 20.0
-# On SQLite the deliveries taken are applied this many to a transaction (Batch.together): it
-# has one writer anyway, and the write lock is held for a few tens of milliseconds at most,
-# so the intake's inserts wait that long. PostgreSQL keeps one transaction per delivery.
+# Up to this many deliveries to a transaction (Batch.together), applied together by the ledger
+# (workers.delivery_apply.apply_rows). SQLite has one writer anyway: they go in arrival order,
+# and the write lock is held for a few tens of milliseconds, so the intake's inserts wait that
+# long at most. PostgreSQL: the ledger locks a milestone while it writes to it (ledger.store.
+# lock_scopes), so a transaction holds the deliveries of one milestone (delivery_apply.plan)
+# and a second worker waits only when it reaches the same milestone at the same moment.
 TOGETHER = 20
 JOB_PREFIX = "delivery-"
 # Set by the worker on SIGTERM (workers.runner): a batch takes nothing more off the queue and
@@ -77,6 +74,24 @@ def process_delivery(delivery_row_id: int) -> str:
     return outcome
 
 
+def _claim(session, rows: list[Delivery]) -> list[Delivery]:
+    """Claim `rows` in one UPDATE, in the caller's transaction: those it claimed, in order."""
+    table = Delivery.__table__  # Core: the ORM's bulk UPDATE steps cost more than the UPDATE
+    claimed = set(
+        session.scalars(
+            update(table)
+            .where(table.c.id.in_([r.id for r in rows]))
+            .where(table.c.status != DeliveryStatus.PROCESSED)
+            .values(status=DeliveryStatus.PROCESSED, processed_at=datetime.now(UTC), error=None)
+            .returning(table.c.id)
+        )
+    )
+    for row in rows:
+        if row.id not in claimed:
+            log.info("delivery.skip", row=row.id, outcome="already_processed")
+    return [row for row in rows if row.id in claimed]
+
+
 def _log_processed(row: Delivery) -> None:
     log.info("delivery.processed", row=row.id, delivery=row.delivery_id, source=row.source,
              kind=row.event)  # fmt: skip
@@ -93,9 +108,10 @@ def _mark_invalid(Session, row_id: int, reason: str) -> None:
 
 
 class Batch:
-    """One job's deliveries: its own, then those it takes from the queue, applied in arrival
-    order (the ledger folds each item's events in event-time order whatever order they are
-    stored in: ledger/store.py), each in its own transaction, or on SQLite TOGETHER to one."""
+    """One job's deliveries: its own, then those it takes from the queue, up to TOGETHER to a
+    transaction: on SQLite in arrival order, on PostgreSQL one milestone's to a transaction
+    (`delivery_apply.plan`), each item's deliveries in arrival order either way (the ledger
+    folds each item's events in event-time order whatever order they are stored in)."""
 
     def __init__(self, Session):
         self.Session = Session
@@ -121,20 +137,18 @@ class Batch:
             _log_processed(row)
         return outcome
 
-    def together(self, rows: list[Delivery]) -> bool:
-        """SQLite: apply `rows` in one transaction (its writers take turns anyway, and a commit
-        is a third of a delivery's cost there). All or nothing: on any fault nothing of them is
-        committed and False is returned, and the caller applies them one by one, so one bad
-        delivery costs the others only a second try and no delivery is lost or doubled."""
-        posts, summaries, done = [], [], []
+    def together(self, rows: list[Delivery], prepared: dict | None = None) -> bool:
+        """Claim and apply `rows` in one transaction, the ledger applying them together
+        (`delivery_apply.apply_rows`; `prepared`: those `plan` has normalised). All or nothing:
+        on any fault nothing of them is committed and False is returned, and the caller applies
+        them one by one, so one bad delivery costs the others only a second try and no delivery
+        is lost or doubled."""
         try:
             with self.Session() as session, session.begin():
-                for row in rows:
-                    outcome, _ = self._apply(session, row.id, row)
-                    if outcome == "processed":
-                        done.append(row)
-                    posts += session.info.pop("postbacks", [])
-                    summaries += session.info.pop("summaries", [])
+                done = _claim(session, rows)
+                apply_rows(session, done, prepared)
+                posts = session.info.pop("postbacks", [])
+                summaries = session.info.pop("summaries", [])
         except (JobTimeoutException, OperationalError, InterfaceError):
             raise  # out of time, or the database is away: the batch stops here
         except Exception as exc:
@@ -184,14 +198,21 @@ class Batch:
             self.back += taken
             raise
         left = [row.id for row in rows]
-        step = TOGETHER if self.Session.kw["bind"].dialect.name == "sqlite" else 1
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
+        if self.Session.kw["bind"].dialect.name == "sqlite":
+            chunks = [rows[i : i + TOGETHER] for i in range(0, len(rows), TOGETHER)]
+            prepared = None  # normalised in the transaction, as they come
+        else:
+            try:
+                chunks, prepared = plan(rows, TOGETHER)
+            except BaseException:
+                self.back += left
+                raise
+        for chunk in chunks:
             if time.monotonic() > deadline or STOP.is_set():
                 break
             try:
-                if len(chunk) > 1 and self.together(chunk):
-                    left = left[len(chunk) :]
+                if len(chunk) > 1 and self.together(chunk, prepared):
+                    left = [i for i in left if i not in {row.id for row in chunk}]
                     continue
             except (JobTimeoutException, OperationalError, InterfaceError):
                 break  # out of time, or the database is away: the rest go back as they were
@@ -236,77 +257,6 @@ class Batch:
                 enqueue_delivery(self.queue, row_id)
         except Exception as exc:  # Redis gone: relay finds them (Redis holds no job for them)
             log.warning("delivery.put_back_failed", rows=len(row_ids), error=type(exc).__name__)
-
-
-def handle(session, row: Delivery, doc: dict) -> None:
-    """Normalise the payload with its connector and apply the events to the ledger.
-
-    Runs inside process_delivery's transaction, so the claim and the ledger writes commit
-    together or not at all. The delivery changes only what its signature verified: items of its
-    source's client (ledger.store checks each item), or, for a Jira sprint or version event,
-    items of the projects using the secret that signed it (`row.verified_sources`).
-    """
-    config = context.settings().config
-    source = config.source(row.source, row.source_key) if row.source_key else None
-    if row.source_key and source is None:
-        # The source was listed when the delivery arrived and is not any more.
-        log.warning("delivery.unknown_source", row=row.id, source=row.source, key=row.source_key)
-        return
-    if source is not None and not _verified_for(row, source):
-        # Intake stores only deliveries verified for their source; a row saying otherwise was
-        # not written by it.
-        log.warning("delivery.unverified_source", row=row.id, source=row.source, key=source.key)
-        return
-    reach = None
-    if row.source == "github" and source is not None:
-        # The team's size labels, and the configured Jira projects as link targets.
-        cfg = team_config.github_config(config, source.team)
-        cfg = replace(cfg, received_at=_utc(row.received_at))
-        events = github.normalize(row.event, doc, cfg)
-        store.remember_members(session, source.team, "github", github.team_logins(doc))
-    elif row.source == "jira":
-        # Sprint and version events (no project key) are keyed by their scope; the store fans
-        # them out to the items that named it among the projects the signature verified.
-        # Each team's own story points field; site-wide events carry no story points.
-        cfg = team_config.jira_config(config, source.team if source else None)
-        events = jira.normalize(doc, cfg)
-        if source is None:
-            reach = _site_wide_reach(config, row)
-    else:
-        log.warning("delivery.unknown_source", row=row.id, source=row.source, key=row.source_key)
-        return
-    touched: set[str] = set()
-    if events:
-        # Settlements that arrive by webhook get a comment (issue 9); backfill and
-        # reconciliation call store.apply_events directly and never post about the past.
-        touched = postback.apply_and_record(
-            session, context.directory(), owner_of(source), events, reach=reach
-        )
-    # The living summaries of the scopes touched (and of a closed milestone), issue 9.
-    milestone_summary.record(session, touched, row, doc, source.team if source else None)
-
-
-def _verified_for(row: Delivery, source) -> bool:
-    if row.verified_sources is None:
-        return True  # stored before 0006, when intake checked the source's own secret
-    want = source_index(source.kind, source.key)
-    return any(source_index(row.source, key) == want for key in row.verified_sources)
-
-
-def _site_wide_reach(config, row: Delivery) -> set[tuple[str, str]]:
-    """The Jira projects a sprint or version delivery may reach: those its signature verified.
-    A row stored before 0006 was verified with the global Jira secret, so: the projects that
-    use it (no `secret_env` of their own)."""
-    if row.verified_sources is None:
-        keys = [s.key for s in config.sources("jira") if s.secret_env is None]
-    else:
-        keys = [k for k in row.verified_sources if config.source("jira", k) is not None]
-    return {source_index("jira", key) for key in keys}
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back the naive UTC value it was given.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def settle_overdue_job() -> int:

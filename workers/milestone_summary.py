@@ -99,14 +99,37 @@ def record(session, touched: Iterable[str], row=None, doc=None, team=None) -> No
     session.info.setdefault("summaries", []).extend(sorted(found))
 
 
+def record_group(session, entries) -> None:
+    """`record` for deliveries applied together: `entries` holds (scopes reached, row, doc,
+    team) for each, in arrival order. The titles are read and the scopes bumped once for them
+    all (a later delivery's title wins, as it would one by one)."""
+    found, closed_found, titles = set(), set(), {}
+    for reached, row, doc, team in entries:
+        found |= {pair for pair in reached if wanted(*pair)}
+        if row.event == "milestone" and (doc or {}).get("action") == "closed":
+            closed = (team, milestone_key(doc, doc["milestone"]))
+            reached = reached | {closed}
+            if team and wanted(*closed):
+                closed_found.add(closed)
+        titles.update(_titles(row.source, row.event, doc, team, {s for _, s in reached}))
+    ledger_titles.remember(session, titles)
+    bump(session, found)
+    bump(session, closed_found, closed=True)
+    session.info.setdefault("summaries", []).extend(sorted(found | closed_found))
+
+
 def _remember_titles(session, source: str, event: str, doc: dict, team, reached: set) -> None:
+    ledger_titles.remember(session, _titles(source, event, doc, team, reached))
+
+
+def _titles(source: str, event: str, doc: dict, team, reached: set) -> dict[str, str]:
     # Only scopes this delivery reached (items of its own verified source): a payload may name
     # any milestone or sprint, and must not rename another client's.
     if source == "github":
         titles = scope_titles.github_titles(event, doc)
     else:
         titles = scope_titles.jira_titles(doc, jira_config(context.settings().config, team))
-    ledger_titles.remember(session, {s: t for s, t in titles.items() if s in reached})
+    return {s: t for s, t in titles.items() if s in reached}
 
 
 # --- enqueueing --------------------------------------------------------------------------------

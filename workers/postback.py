@@ -26,12 +26,14 @@ from ledger.postbacks import (
     Postback,
     PostbackStatus,
     insert_pending,
+    outcomes_and_scope_of,
     outcomes_and_scopes,
     overdue_pending,
     record_settlements,
     settlement_kind,
 )
 from ledger.store import apply_events
+from ledger.store_batch import apply_group
 from trackrecord.logs import get_logger
 from trackrecord.queue import get_queue, job_is_live, redis_from_url
 from workers import context
@@ -76,6 +78,23 @@ def apply_and_record(session, directory, owner, events, *, reach=None) -> set[st
     session.info.setdefault("scopes_reached", set()).update(scopes)
     session.info.setdefault("postbacks", []).extend(ids)
     return touched
+
+
+def apply_group_and_record(session, directory, parts) -> list[set[tuple[str, str]]]:
+    """`apply_and_record` for deliveries applied together (`ledger.store_batch.apply_group`,
+    each touching items no other one touches): the outcomes and scopes read once before and
+    once after for them all. Returns the (team, scope) pairs each delivery reached, as
+    `apply_and_record` leaves them for `milestone_summary.record`."""
+    keys = [{e.item_key for e in part.events} for part in parts]
+    before, was_in = outcomes_and_scope_of(session, set().union(*keys))
+    touched = apply_group(session, directory, parts)
+    now_in: dict[str, tuple[str, str]] = {}
+    ids = record_settlements(session, before, set().union(*touched), wanted=wanted, where=now_in)
+    session.info.setdefault("postbacks", []).extend(ids)
+    return [
+        {was_in[k] for k in mine if k in was_in} | {now_in[k] for k in hit if k in now_in}
+        for mine, hit in zip(keys, touched, strict=True)
+    ]
 
 
 def record_missed(session, overdue: Sequence[tuple]) -> list[int]:
