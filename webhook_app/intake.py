@@ -307,13 +307,27 @@ def _store(svc, values: dict) -> int | None:
             return None
 
 
+class _Counted:
+    """Takes the /metrics count of a queued webhook (metrics.count_queued: one HINCRBY by 1)
+    to do it in the job's own script: the hash and its field."""
+
+    def hincrby(self, key: str, field: str, amount: int = 1) -> None:
+        self.counter = (key, field)
+
+
 def _enqueue(svc, row_id: int, incoming: Incoming) -> str:
     try:
-        with svc.redis().pipeline() as pipe:
-            enqueue_delivery(svc.queue(), row_id, pipeline=pipe)
-            # The webhook's count for /metrics rides on the same round trip.
-            metrics.count_queued(pipe, incoming.source)
-            pipe.execute()
+        script = svc.job_script()
+        if script is not None:
+            # The job and the webhook's count for /metrics: one command, one round trip.
+            counted = _Counted()
+            metrics.count_queued(counted, incoming.source)
+            script.write(svc.redis(), row_id, count=counted.counter)
+        else:
+            with svc.redis().pipeline() as pipe:
+                enqueue_delivery(svc.queue(), row_id, pipeline=pipe)
+                metrics.count_queued(pipe, incoming.source)
+                pipe.execute()
     except (RedisError, OSError) as exc:
         # Stored is enough to answer 2xx: `trackrecord relay` (and the worker) enqueue it later.
         log.warning(
