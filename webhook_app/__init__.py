@@ -21,9 +21,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         api,
         badges,
         errors,
-        github,
+        front,
         health,
-        jira,
         metrics,
         pages,
         pages_auth,
@@ -37,7 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.extensions[EXTENSION] = Services(settings, session_factory(settings.database_url))
 
-    for bp in (health.bp, github.bp, jira.bp, api.bp, badges.bp, metrics.bp, reports.bp):
+    for bp in (health.bp, front.bp, api.bp, badges.bp, metrics.bp, reports.bp):
         app.register_blueprint(bp)
     # The pages (issue 12): session cookie and secret key, then their routes.
     pages_auth.init_app(app)
@@ -48,4 +47,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         # reached the proxy over HTTPS gets its `Secure` session cookie.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     errors.init_app(app)
+    # Last, so that the webhooks' POSTs are served before any middleware (webhook_app.front).
+    front.install(app)
     return app
