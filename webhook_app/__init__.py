@@ -21,9 +21,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         api,
         badges,
         errors,
-        github,
+        front,
         health,
-        jira,
         metrics,
         openapi,
         pages,
@@ -38,7 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.extensions[EXTENSION] = Services(settings, session_factory(settings.database_url))
 
-    for bp in (health.bp, github.bp, jira.bp, api.bp, badges.bp, metrics.bp, reports.bp):
+    for bp in (health.bp, front.bp, api.bp, badges.bp, metrics.bp, reports.bp):
         app.register_blueprint(bp)
     app.register_blueprint(openapi.bp)  # GET /api/v1/openapi.json (issue 11)
     # The pages (issue 12): session cookie and secret key, then their routes.
@@ -50,4 +49,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         # reached the proxy over HTTPS gets its `Secure` session cookie.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     errors.init_app(app)
+    # Last, so that the webhooks' POSTs are served before any middleware (webhook_app.front).
+    front.install(app)
     return app

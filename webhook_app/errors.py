@@ -14,9 +14,11 @@ class Rejected(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
+    def body(self) -> dict:
+        return {"error": self.code, "message": self.message, **self.extra}
+
     def response(self):
-        body = {"error": self.code, "message": self.message, **self.extra}
-        return jsonify(body), self.status
+        return jsonify(self.body()), self.status
 
 
 def _http_error(exc: HTTPException):

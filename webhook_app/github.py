@@ -1,16 +1,15 @@
-"""POST /webhooks/github: verify, store, enqueue. No GitHub API call happens here."""
+"""POST /webhooks/github: verify, store, enqueue. No GitHub API call happens here.
+
+Served by webhook_app.front: `receive` gets the request and answers a status and a JSON body.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
-
 from connectors.github.normalize import ROUTING
 from connectors.routing import Decision
-from webhook_app import intake, signatures
+from webhook_app import intake, intake_store, signatures
 from webhook_app.errors import Rejected
 from webhook_app.intake import Incoming
-
-bp = Blueprint("github", __name__)
 
 CONTENT_TYPES = ("application/json", "application/x-www-form-urlencoded")
 
@@ -28,14 +27,14 @@ def shown(name: str | None) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-@bp.post("/webhooks/github")
-def receive():
-    svc = intake.services()
+def receive(call) -> tuple[int, dict]:
+    request, svc = call.request, call.svc
+    call.event = request.headers.get("X-GitHub-Event")  # for /metrics, whatever follows
     settings = svc.settings
-    body = intake.read_body(settings.max_body_bytes)
-    mimetype = intake.require_content_type(CONTENT_TYPES)
-    event = intake.require_header("X-GitHub-Event")
-    delivery_id = intake.require_header("X-GitHub-Delivery")
+    body = intake.read_body(request, settings.max_body_bytes)
+    mimetype = intake.require_content_type(request, CONTENT_TYPES)
+    event = intake.require_header(request, "X-GitHub-Event")
+    delivery_id = intake.require_header(request, "X-GitHub-Delivery")
     # The signature first, over the raw bytes, against every configured GitHub secret: nothing
     # parses an unverified body. The secret that signed it says which repositories it may
     # speak for.
@@ -49,7 +48,7 @@ def receive():
     )
     doc = intake.json_document(body, mimetype)
     if event == "ping":
-        return jsonify(delivery=delivery_id, status="pong"), 200
+        return 200, {"delivery": delivery_id, "status": "pong"}
     # The connector's routing table decides, the same one the worker reads. An unsupported
     # event is refused with 400 so that a hook set to "send me everything" shows the mismatch in
     # GitHub's delivery log instead of silently piling up.
@@ -70,7 +69,9 @@ def receive():
         return intake.ignored(delivery_id, f"repository {shown(repo)} is not listed by any team")
     # A repository signed for with another repository's secret is not verified.
     signatures.require_covered(verified, source, delivery=delivery_id)
-    return intake.accept(
+    return intake_store.accept(
+        svc,
+        request,
         Incoming(
             "github",
             delivery_id,
@@ -80,5 +81,6 @@ def receive():
             source.team,
             body,
             verified_sources=(source.key,),
-        )
+        ),
+        call,
     )

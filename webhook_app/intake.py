@@ -1,9 +1,11 @@
-"""What both webhook routes share: bounded body reading, checks, store then enqueue.
+"""What both webhook routes share: bounded body reading and the checks before anything is
+written (webhook_app.intake_store stores and enqueues).
 
 The order is fixed and each step has its own answer (as in Sentry's webhook views): size,
 content type, headers, signature, JSON, event, source, and values that fit their columns;
 only then is anything written. Every refusal is a 4xx, so a sender does not retry it; a 5xx
-means a fault here (the database down) that a retry can outlast.
+means a fault here (the database down) that a retry can outlast. The routes get the request
+from webhook_app.front (a werkzeug Request, without Flask's request context).
 """
 
 from __future__ import annotations
@@ -11,22 +13,15 @@ from __future__ import annotations
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from flask import jsonify, request
 from gunicorn.http.errors import ParseException
-from redis.exceptions import RedisError
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import ClientDisconnected
+from werkzeug.wrappers import Request
 
 from trackrecord import payloads
 from trackrecord.logs import get_logger
-from trackrecord.models import Delivery, DeliveryStatus
-from webhook_app import metrics
+from trackrecord.models import Delivery
 from webhook_app.errors import Rejected
-from webhook_app.services import services
-from workers.enqueue import enqueue_delivery
 
 log = get_logger("webhook_app")
 
@@ -42,7 +37,7 @@ READ_SECONDS = 10.0
 IDLE_SECONDS = 5.0
 
 
-def read_body(max_bytes: int) -> bytes:
+def read_body(request: Request, max_bytes: int) -> bytes:
     """Refuse an oversized body from its Content-Length alone, before reading it; a chunked one
     is read up to the limit and no further. Read it within READ_SECONDS (408 otherwise), and
     answer a body that is cut short or badly framed with a 400, never a 500."""
@@ -50,9 +45,9 @@ def read_body(max_bytes: int) -> bytes:
     if length is not None and length > max_bytes:
         raise Rejected(413, "payload_too_large", f"body of {length} bytes exceeds {max_bytes}")
     try:
-        body = _read(max_bytes + 1)
+        body = _read(request, max_bytes + 1)
     except TimeoutError:
-        _abandon_connection()
+        _abandon_connection(request)
         raise Rejected(
             408,
             "request_timeout",
@@ -60,16 +55,16 @@ def read_body(max_bytes: int) -> bytes:
             f"(or stalled for {IDLE_SECONDS:g} s)",
         ) from None
     except ParseException as exc:  # gunicorn: a bad chunk size, extension or terminator
-        _abandon_connection()
+        _abandon_connection(request)
         raise Rejected(400, "malformed_body", f"the chunked body is malformed: {exc}") from None
     except (OSError, ClientDisconnected):  # the stream ended before the body did
-        _abandon_connection()
+        _abandon_connection(request)
         raise Rejected(400, "incomplete_body", "the body ended before it was complete") from None
     if len(body) > max_bytes:
         raise Rejected(413, "payload_too_large", f"body exceeds {max_bytes} bytes")
     if length is not None and len(body) < length:
         # The sender closed its side early: gunicorn hands back what came, without an error.
-        _abandon_connection()
+        _abandon_connection(request)
         raise Rejected(
             400,
             "incomplete_body",
@@ -80,7 +75,7 @@ def read_body(max_bytes: int) -> bytes:
     return body
 
 
-def _read(size: int) -> bytes:
+def _read(request: Request, size: int) -> bytes:
     """Read up to `size` bytes of the body, bounded in time when a socket is behind it.
 
     Under gunicorn the socket is environ["gunicorn.socket"]: its timeout bounds each wait for
@@ -111,7 +106,7 @@ def _whole_read_timer():
     return gevent.Timeout(READ_SECONDS, TimeoutError(f"body not read within {READ_SECONDS} s"))
 
 
-def _abandon_connection() -> None:
+def _abandon_connection(request: Request) -> None:
     """The rest of this connection cannot be trusted (the body's end is unknown): gunicorn
     closes a connection whose body reader is marked failed, instead of draining the unread
     body at the sender's pace before reading another request from it."""
@@ -120,7 +115,7 @@ def _abandon_connection() -> None:
         stream.failed = True
 
 
-def require_content_type(allowed: tuple[str, ...]) -> str:
+def require_content_type(request: Request, allowed: tuple[str, ...]) -> str:
     mimetype = request.mimetype
     if mimetype not in allowed:
         shown = mimetype or "none"
@@ -132,7 +127,7 @@ def require_content_type(allowed: tuple[str, ...]) -> str:
     return mimetype
 
 
-def require_header(name: str) -> str:
+def require_header(request: Request, name: str) -> str:
     value = request.headers.get(name, "").strip()
     if not value:
         raise Rejected(400, "missing_header", f"header {name} is required")
@@ -179,8 +174,9 @@ _ORIGINS = {
 _CHECKED = ("delivery_id", "event", "action", "source_key", "team")
 
 
-def _column_length(name: str) -> int:
-    return Delivery.__table__.c[name].type.length
+# Read once: a column's length looked up through the table on every request cost more than the
+# checks themselves.
+_LENGTHS = {name: Delivery.__table__.c[name].type.length for name in _CHECKED}
 
 
 def validate(incoming: Incoming) -> None:
@@ -195,7 +191,7 @@ def validate(incoming: Incoming) -> None:
             continue
         kind, label = origins.get(name, ("field", name))
         code = "invalid_header" if kind == "header" else "invalid_field"
-        limit = _column_length(name)
+        limit = _LENGTHS[name]
         if len(value) > limit:
             raise Rejected(
                 400, code, f"{label} is {len(value)} characters long; at most {limit} are accepted"
@@ -214,140 +210,13 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
 
 
-def safe_headers() -> dict[str, str]:
-    return {
-        _printable(k): _printable(v)
-        for k, v in request.headers.items()
-        if k.lower() not in _DROP_HEADERS
-    }
+def safe_headers(request: Request) -> dict[str, str]:
+    kept = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_HEADERS]
+    if "".join(k + v for k, v in kept).isprintable():  # nearly always: one check, not two a header
+        return dict(kept)
+    return {_printable(k): _printable(v) for k, v in kept}
 
 
-# Built once: a statement made per request costs as much again as running it (its cache key).
-# On the table, not the ORM entity: the ORM's bulk-insert path costs more than the statement.
-_TABLE = Delivery.__table__
-_INSERT = insert(_TABLE).returning(_TABLE.c.id)
-_EXISTING = select(_TABLE.c.id).where(
-    _TABLE.c.source == bindparam("source"), _TABLE.c.delivery_id == bindparam("delivery_id")
-)
-
-
-def accept(incoming: Incoming):
-    """Store the delivery, then hand it to the queue. No 2xx unless the row is committed.
-
-    One statement on the way that matters: the row is inserted already marked `queued` (one
-    attempt), since the enqueue right after it nearly always succeeds; only when it fails is
-    the mark taken back to `pending`. The insert runs in autocommit (Services.writer): one
-    statement is its own transaction, committed (on PostgreSQL, flushed to the WAL) before it
-    returns, with no BEGIN and COMMIT round trips around it. A row left `queued` without a job
-    (this process killed between its insert and its enqueue, or the database gone before the
-    mark was taken back) is what relay puts back on the queue: it enqueues a queued row whose
-    job Redis does not hold, as it does a pending one."""
-    validate(incoming)
-    svc = services()
-    values = dict(
-        source=incoming.source,
-        delivery_id=incoming.delivery_id,
-        event=incoming.event,
-        action=incoming.action,
-        source_key=incoming.source_key,
-        team=incoming.team,
-        verified_sources=(
-            None if incoming.verified_sources is None else list(incoming.verified_sources)
-        ),
-        headers=safe_headers(),
-        body=incoming.body,
-        status=DeliveryStatus.QUEUED,
-        queued_at=datetime.now(UTC),
-        attempts=1,
-    )
-    try:
-        try:
-            stored = _store(svc, values)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            # A pooled connection the database dropped (say, it restarted): the engine has
-            # thrown away its pool, and a fresh connection tries once more. There is no pool
-            # pre-ping on this engine: that would cost a round trip on every request.
-            stored = _store(svc, values)
-        if stored is None:
-            log.info("webhook.duplicate", source=incoming.source, delivery=incoming.delivery_id)
-            return jsonify(delivery=incoming.delivery_id, status="duplicate"), 200
-        row_id = stored
-    except DBAPIError as exc:
-        log.error(
-            "webhook.database_unavailable",
-            source=incoming.source,
-            delivery=incoming.delivery_id,
-            error=type(exc.orig).__name__ if exc.orig else type(exc).__name__,
-        )
-        return jsonify(
-            error="database_unavailable",
-            message="the delivery could not be stored; it was not accepted, please retry",
-            delivery=incoming.delivery_id,
-        ), 503
-
-    status = _enqueue(svc, row_id, incoming)
-    return jsonify(delivery=incoming.delivery_id, status=status), 202
-
-
-def _store(svc, values: dict) -> int | None:
-    """Insert the row; its id, or None when the delivery is already stored."""
-    with svc.one_writer(), svc.writer().connect() as conn:
-        try:
-            return conn.execute(_INSERT, values).scalar_one()
-        except IntegrityError:
-            # The unique (source, delivery_id) key decides races between concurrent
-            # redeliveries: exactly one insert wins, the others land here. (After a retry, the
-            # first attempt's row may be the one found: committed, its answer lost on the way;
-            # it is `queued` with no job, which relay enqueues.)
-            keys = {"source": values["source"], "delivery_id": values["delivery_id"]}
-            if conn.execute(_EXISTING, keys).scalar() is None:
-                raise
-            return None
-
-
-def _enqueue(svc, row_id: int, incoming: Incoming) -> str:
-    try:
-        with svc.redis().pipeline() as pipe:
-            enqueue_delivery(svc.queue(), row_id, pipeline=pipe)
-            # The webhook's count for /metrics rides on the same round trip.
-            metrics.count_queued(pipe, incoming.source)
-            pipe.execute()
-    except (RedisError, OSError) as exc:
-        # Stored is enough to answer 2xx: `trackrecord relay` (and the worker) enqueue it later.
-        log.warning(
-            "webhook.redis_unavailable",
-            source=incoming.source,
-            delivery=incoming.delivery_id,
-            error=type(exc).__name__,
-        )
-        _unmark_queued(svc, row_id, incoming)
-        return DeliveryStatus.PENDING
-    log.info(
-        "webhook.queued",
-        source=incoming.source,
-        delivery=incoming.delivery_id,
-        kind=incoming.event,
-        team=incoming.team,
-    )
-    return DeliveryStatus.QUEUED
-
-
-def _unmark_queued(svc, row_id: int, incoming: Incoming) -> None:
-    """No job went on the queue: the row says so (`pending`, no attempt yet)."""
-    try:
-        with svc.one_writer(), svc.sessions() as session, session.begin():
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id == row_id, Delivery.status == DeliveryStatus.QUEUED)
-                .values(status=DeliveryStatus.PENDING, queued_at=None, attempts=0)
-            )
-    except DBAPIError:
-        # Left `queued` with no job in Redis: relay enqueues it all the same.
-        log.warning("webhook.mark_pending_failed", delivery=incoming.delivery_id)
-
-
-def ignored(incoming_delivery: str, reason: str):
-    log.info("webhook.ignored", delivery=incoming_delivery, reason=reason)
-    return jsonify(delivery=incoming_delivery, status="ignored", reason=reason), 200
+def ignored(delivery: str, reason: str) -> tuple[int, dict]:
+    log.info("webhook.ignored", delivery=delivery, reason=reason)
+    return 200, {"delivery": delivery, "status": "ignored", "reason": reason}

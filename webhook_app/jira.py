@@ -5,22 +5,19 @@ X-Atlassian-Webhook-Identifier (the same value on its retries; Jira retries fail
 by itself and says so in X-Atlassian-Webhook-Retry) and, when a secret is set on the webhook,
 signs with X-Hub-Signature: sha256=<hex>.
 https://developer.atlassian.com/cloud/jira/platform/webhooks/
+Served by webhook_app.front, as GitHub's route.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, g, request
-
 from connectors.jira.normalize import ROUTING
 from connectors.routing import Decision
-from webhook_app import intake, signatures
+from webhook_app import intake, intake_store, signatures
 from webhook_app.errors import Rejected
 from webhook_app.github import shown
 from webhook_app.intake import Incoming
-
-bp = Blueprint("jira", __name__)
 
 # Sprints and versions carry board or numeric ids, not project keys: they are kept for the Jira
 # projects the signature verifies (those using the same secret), and the worker reaches only
@@ -50,12 +47,11 @@ def project_of(doc: dict) -> str | None:
     return named or prefix
 
 
-@bp.post("/webhooks/jira")
-def receive():
-    svc = intake.services()
+def receive(call) -> tuple[int, dict]:
+    request, svc = call.request, call.svc
     settings = svc.settings
-    body = intake.read_body(settings.max_body_bytes)
-    mimetype = intake.require_content_type(("application/json",))
+    body = intake.read_body(request, settings.max_body_bytes)
+    mimetype = intake.require_content_type(request, ("application/json",))
     # Jira Server/DC sends no identifier; the body (with its timestamp) then stands for it.
     delivery_id = request.headers.get("X-Atlassian-Webhook-Identifier", "").strip()
     if not delivery_id:
@@ -77,7 +73,7 @@ def receive():
     event = doc.get("webhookEvent")
     if not isinstance(event, str) or not event:
         raise Rejected(400, "missing_event", "body has no 'webhookEvent'")
-    g.webhook_event = event  # for /metrics (webhook_app/metrics.py), which bounds the label
+    call.event = event  # for /metrics (webhook_app/metrics.py), which bounds the label
     action = doc.get("issue_event_type_name")
     action = action if isinstance(action, str) else None
     # The connector's routing table decides, the same one the worker reads.
@@ -108,6 +104,5 @@ def receive():
             )
         signatures.require_covered(verified, source, delivery=delivery_id)
         key, team, reach = source.key, source.team, (source.key,)
-    return intake.accept(
-        Incoming("jira", delivery_id, event, action, key, team, body, verified_sources=reach)
-    )
+    incoming = Incoming("jira", delivery_id, event, action, key, team, body, verified_sources=reach)
+    return intake_store.accept(svc, request, incoming, call)

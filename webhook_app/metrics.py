@@ -2,9 +2,9 @@
 
 The figures are read at scrape time (workers.observe): stored deliveries, comments and report
 sends from the database, queues and workers from Redis. What the database never sees (a
-duplicate, an ignored or a rejected request) is counted in Redis once its answer is sent, so
-every gunicorn process adds to the same counter; a queued one is counted in the round trip that
-enqueues its job. Open by default, for a scraper on the
+duplicate, an ignored or a rejected request) is counted in Redis once its answer is sent
+(webhook_app.front), so every gunicorn process adds to the same counter; a queued one is counted
+in the command that enqueues its job. Open by default, for a scraper on the
 internal network; with TRACKRECORD_METRICS_TOKEN set, a scrape must bring it as a bearer token.
 """
 
@@ -15,7 +15,7 @@ import os
 import re
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -42,54 +42,24 @@ _CODE = re.compile(r"[a-z_]{1,40}")
 _OUTCOMES = {"queued": "queued", "duplicate": "duplicate", "ignored": "ignored", "pong": "ping"}
 
 
-def _event_label(source: str) -> str:
-    # Jira names its event in the body; the route may leave it in `g` once it has read it.
-    event = g.get("webhook_event")
-    if event is None and source == "github":
-        event = request.headers.get("X-GitHub-Event")
+def event_label(source: str, event: str | None) -> str:
+    """The event's label: a known one, `other`, or `unknown` before the request names one."""
     if not event:
         return "unknown"
     return event if event in _KNOWN_EVENTS[source] else "other"
 
 
-def _outcome(response) -> tuple[str, str] | None:
-    body = response.get_json(silent=True) if response.is_json else None
-    body = body if isinstance(body, dict) else {}
-    if response.status_code < 300:
-        status = body.get("status")
-        # `pending` (202) means Redis just failed the enqueue: counting in it would fail too.
-        return None if status == "pending" else (_OUTCOMES.get(status, "other"), "")
+def webhook_labels(source: str, event: str | None, status: int, body: dict):
+    """The labels a webhook's answer is counted under (webhook_app.front counts it), or None
+    for `pending` (202): Redis just failed the enqueue, so counting in it would fail too."""
+    if status < 300:
+        outcome = body.get("status")
+        if outcome == "pending":
+            return None
+        return source, event_label(source, event), _OUTCOMES.get(outcome, "other"), ""
     code = body.get("error")
     reason = code if isinstance(code, str) and _CODE.fullmatch(code) else "other"
-    return ("rejected" if response.status_code < 500 else "failed"), reason
-
-
-def count_queued(pipeline, source: str) -> None:
-    """Count a webhook answered `queued` on the pipeline that enqueues its job (one round trip
-    for both), and tell count_webhook that this request is counted."""
-    observe.count_received(pipeline, source, _event_label(source), "queued")
-    g.webhook_counted = True
-
-
-@bp.after_app_request
-def count_webhook(response):
-    source = request.blueprint
-    if source not in _KNOWN_EVENTS or request.url_rule is None or g.get("webhook_counted"):
-        return response
-    outcome = _outcome(response)
-    if outcome is None:
-        return response
-    labels = (source, _event_label(source), *outcome)
-    svc = services()
-
-    def count() -> None:  # after the answer went out: the sender does not wait on it
-        try:
-            observe.count_received(svc.redis(), *labels)
-        except (RedisError, OSError) as exc:
-            log.warning("metrics.count_failed", error=type(exc).__name__)
-
-    response.call_on_close(count)
-    return response
+    return source, event_label(source, event), "rejected" if status < 500 else "failed", reason
 
 
 def _authorized(svc: Services) -> bool:

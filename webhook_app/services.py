@@ -15,7 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from trackrecord.config import Settings
 from trackrecord.db import get_engine
+from trackrecord.job_script import JobScript, JobShapeChanged
+from trackrecord.logs import get_logger
 from trackrecord.queue import get_queue, redis_from_url
+from workers.enqueue import enqueue_delivery
+
+log = get_logger("webhook_app")
 
 EXTENSION = "trackrecord"
 
@@ -27,6 +32,7 @@ class Services:
     _redis: Redis | None = field(default=None, repr=False)
     _queue: Queue | None = field(default=None, repr=False)
     _writer: Engine | None = field(default=None, repr=False)
+    _job_script: JobScript | bool | None = field(default=None, repr=False)
     # Made when the app is built, in the gunicorn worker after gevent has patched `threading`:
     # then waiting for it lets the other greenlets run.
     _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -49,6 +55,21 @@ class Services:
         if self._queue is None:
             self._queue = get_queue(self.redis(), self.settings.queue_name)
         return self._queue
+
+    def job_script(self) -> JobScript | None:
+        """A delivery's job written in one Redis command (trackrecord.job_script), made from
+        what `enqueue_delivery` writes; None when RQ writes a job the script cannot (then RQ's
+        own enqueue, as before). RedisError when Redis does not answer: tried again next time."""
+        if self._job_script is None:
+            queue = self.queue()
+            try:
+                self._job_script = JobScript.build(
+                    self.redis(), lambda pipe, n: enqueue_delivery(queue, n, pipeline=pipe)
+                )
+            except JobShapeChanged as exc:
+                log.warning("webhook.job_script_unavailable", reason=str(exc))
+                self._job_script = False
+        return self._job_script or None
 
     def one_writer(self) -> AbstractContextManager:
         """Around a write on SQLite, which takes one writer at a time: the requests of this
