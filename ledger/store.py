@@ -34,6 +34,7 @@ from ledger.rules import settle as settle_state
 from ledger.store_common import (
     DEFAULT_TEAM,
     delivers_promises,
+    follow_owner,
     lock_scopes,
     stored_scope,  # noqa: F401 (read here by callers of ledger.store)
 )
@@ -231,14 +232,7 @@ def _ensure_item(session: Session, directory: Directory, key: str) -> bool:
     # Three columns, not the ORM object: apply_events loads the item locked just after.
     item = session.execute(select(Item.id, Item.team, Item.client).where(Item.key == key)).first()
     if item is not None:
-        # The configuration is the truth about ownership; an unlisted item keeps its team.
-        if owner is not None and (item.team, item.client) != (owner.team, owner.client):
-            session.execute(
-                update(Item)
-                .where(Item.id == item.id)
-                .values(team=owner.team, client=owner.client)
-                .execution_options(synchronize_session="fetch")
-            )
+        follow_owner(session, item.id, (item.team, item.client), owner)
         return True
     if owner is None:
         # Only listed sources' items are created: an item nobody lists has no client, so no

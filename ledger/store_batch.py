@@ -36,7 +36,13 @@ from ledger.reach import Reach, split_key
 from ledger.rows import commitment_values, event_row, insert_ignore, item_values, put_commitment
 from ledger.rules import Judge, fold
 from ledger.rules import settle as settle_state
-from ledger.store_common import DEFAULT_TEAM, delivers_promises, lock_scopes, stored_scope
+from ledger.store_common import (
+    DEFAULT_TEAM,
+    delivers_promises,
+    follow_owner,
+    lock_scopes,
+    stored_scope,
+)
 from ledger.tables import Commitment, Item, ItemEvent, PromiseChangeRow, ScopeEvent, TeamMember
 from ledger.teams import Directory, Owner
 from trackrecord.config import source_index
@@ -263,14 +269,7 @@ def _ensure_items(session: Session, directory: Directory, keys: list[str]) -> se
         owner, row = directory.owner(kind, source_key), found.get(key)
         if row is not None:
             kept.add(key)
-            # The configuration is the truth about ownership; an unlisted item keeps its team.
-            if owner is not None and (row.team, row.client) != (owner.team, owner.client):
-                session.execute(
-                    update(Item)
-                    .where(Item.id == row.id)
-                    .values(team=owner.team, client=owner.client)
-                    .execution_options(synchronize_session="fetch")
-                )
+            follow_owner(session, row.id, (row.team, row.client), owner)
         elif owner is None:
             log.info("ledger.item_without_team", item=key)
         else:

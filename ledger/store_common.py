@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from ledger.tables import Commitment, Item
@@ -58,3 +58,16 @@ def stored_scope(scope: str, source: tuple[str, str] | None) -> str:
     if len(key) > _SCOPE_LENGTH:
         key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     return key
+
+
+def follow_owner(session: Session, item_id: int, held: tuple[str, str], owner) -> None:
+    """Move an item to the team and client the configuration gives it, when they differ from
+    `held` (its stored team and client). The configuration is the truth about ownership; an
+    item it does not list (`owner` None) keeps its team."""
+    if owner is not None and held != (owner.team, owner.client):
+        session.execute(
+            update(Item)
+            .where(Item.id == item_id)
+            .values(team=owner.team, client=owner.client)
+            .execution_options(synchronize_session="fetch")
+        )

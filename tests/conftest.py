@@ -192,3 +192,14 @@ def app(settings):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def own_redis(tmp_path, monkeypatch, env):
+    """A redis-server of the test's own, without persistence: stopped, it comes back empty."""
+    from tests.helpers import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    monkeypatch.setenv("REDIS_URL", server.url)
+    yield server
+    server.stop()

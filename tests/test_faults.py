@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import port_for
-import pytest
 from click.testing import CliRunner
 from redis import Redis
 from rq import Queue
@@ -21,7 +20,7 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select, text
 
 from cli.main import main as cli
-from tests.helpers import RedisServer, fixture_bytes, github_headers, jira_headers
+from tests.helpers import fixture_bytes, github_headers, jira_headers
 from trackrecord.config import Settings
 from trackrecord.db import session_factory
 from trackrecord.models import Delivery
@@ -37,14 +36,6 @@ PAYLOADS = [
     ("jira", None, "jira/jira.issue_updated.resolved.json"),
     ("jira", None, "jira/jira.issue_created.many_fields.json"),
 ]
-
-
-@pytest.fixture
-def own_redis(tmp_path, monkeypatch, env):
-    server = RedisServer(tmp_path).start()
-    monkeypatch.setenv("REDIS_URL", server.url)
-    yield server
-    server.stop()
 
 
 def post_all(client) -> list:

@@ -18,7 +18,6 @@ from sqlalchemy.engine import make_url
 
 from tests.fault_load import check_ledger, check_redis, started_by, wait_drained
 from tests.fault_procs import Stack, TcpProxy
-from tests.helpers import RedisServer
 from trackrecord.queue import WORKER_STALE_SECONDS
 
 
@@ -27,15 +26,6 @@ def stack(env, tmp_path):
     parts = Stack(tmp_path)
     yield parts
     parts.close()
-
-
-@pytest.fixture
-def own_redis(tmp_path, monkeypatch, env):
-    """A redis-server of the test's own, without persistence: stopped, it comes back empty."""
-    server = RedisServer(tmp_path).start()
-    monkeypatch.setenv("REDIS_URL", server.url)
-    yield server
-    server.stop()
 
 
 def test_redis_restarted_empty_mid_stream_loses_nothing(own_redis, stack, settings):
