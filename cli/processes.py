@@ -7,10 +7,12 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import socket
 import sys
 import traceback
+from pathlib import Path
 from urllib.parse import urlparse
 
 import click
@@ -258,6 +260,16 @@ def _redis_reachable(url: str) -> bool:
         return False
 
 
+def local_redis_dir(env=None) -> Path:
+    """Where `up`'s own Redis keeps its append-only file: beside the default database, in the
+    user's data directory, never relative to the current folder (run from another folder, a
+    relative one started an empty queue there)."""
+    from trackrecord.config import user_dir
+
+    env = os.environ if env is None else env
+    return user_dir(env, "XDG_DATA_HOME", ".local/share") / "trackrecord" / "redis"
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -278,12 +290,13 @@ def up(host: str, port: int) -> None:
         server = shutil.which("redis-server")
         if server is None:
             raise click.ClickException("no Redis answers and redis-server is not installed")
-        os.makedirs("var/redis", exist_ok=True)
+        folder = local_redis_dir()
+        folder.mkdir(parents=True, exist_ok=True)
         # appendonly: a local Redis that keeps its queue across restarts (relay heals it anyway).
         manager.add_process(
             "redis",
-            f"{server} --port {parsed.port or 6379} --bind 127.0.0.1 --dir var/redis "
-            "--appendonly yes --save ''",
+            f"{server} --port {parsed.port or 6379} --bind 127.0.0.1"
+            f" --dir {shlex.quote(str(folder))} --appendonly yes --save ''",
             env=env,
         )
     q = " ".join(exe)

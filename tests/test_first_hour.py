@@ -261,3 +261,14 @@ def test_backfill_with_the_api_unreachable(tmp_path, config_path):
     assert '"reason": "Connection refused"' in result.stderr and '"status": null' not in (
         result.stderr
     )
+
+
+def test_up_keeps_its_own_redis_in_the_data_directory_whatever_the_folder(tmp_path, monkeypatch):
+    from cli.processes import local_redis_dir
+
+    monkeypatch.chdir(tmp_path)
+    home = {"HOME": "/home/lead"}
+    assert local_redis_dir(home) == Path("/home/lead/.local/share/trackrecord/redis")
+    assert local_redis_dir({**home, "XDG_DATA_HOME": "/data"}) == Path("/data/trackrecord/redis")
+    # A relative XDG_DATA_HOME is ignored, as the XDG spec says: never a folder under the cwd.
+    assert local_redis_dir({**home, "XDG_DATA_HOME": "rel"}).is_absolute()

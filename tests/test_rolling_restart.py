@@ -10,6 +10,7 @@ import signal
 import time
 
 import pytest
+from redis import Redis
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
@@ -167,6 +168,20 @@ def test_an_idle_worker_exits_at_once_on_sigterm(held, redis_conn):
     code, seconds = worker.term(PROMPT)
     assert code == 0 and seconds < 5, (code, seconds)
     check_redis(redis_conn, queue, [worker.name], waiting=0)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_worker_told_to_stop_while_redis_is_away_exits_at_once(own_redis, settings, tmp_path):
+    # Ctrl-C on `trackrecord up` stops its Redis first: RQ's dequeue retried it, deaf to the
+    # stop, until the SIGKILL.
+    redis = Redis.from_url(own_redis.url)
+    worker = WorkerProcess(tmp_path / "worker.log").registered(
+        redis, Queue(settings.queue_name, connection=redis)
+    )
+    own_redis.stop()
+    time.sleep(1.5)  # the worker's next dequeue finds Redis away
+    code, seconds = worker.term(PROMPT)
+    assert code == 0 and seconds < 5, (code, seconds, worker.log.read_text()[-2000:])
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.exceptions import StopRequested
@@ -107,6 +108,18 @@ class TrackrecordWorker(SimpleWorker):
             if result is not None:
                 return result
         raise StopRequested()
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        try:
+            return super().heartbeat(timeout, pipeline)
+        except RedisConnectionError:
+            # RQ's dequeue retries a lost Redis in a loop of its own, beating first each time,
+            # deaf to a stop: a worker told to stop while Redis was away (Ctrl-C on `trackrecord
+            # up`, whose Redis stops first) waited for its SIGKILL. Idle, it has nothing to lose.
+            idle = self._job is None and threading.current_thread() is threading.main_thread()
+            if self._stop_requested and idle:
+                raise StopRequested() from None
+            raise
 
     # The signal handlers: flags only, no Redis call and no log line (the main thread may be
     # in the middle of either).
