@@ -203,3 +203,13 @@ def own_redis(tmp_path, monkeypatch, env):
     monkeypatch.setenv("REDIS_URL", server.url)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def stack(env, tmp_path):
+    """Real `trackrecord serve` and `trackrecord worker` processes (tests/fault_procs.py)."""
+    from tests.fault_procs import Stack
+
+    parts = Stack(tmp_path)
+    yield parts
+    parts.close()

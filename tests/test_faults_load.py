@@ -17,15 +17,8 @@ from rq import Queue
 from sqlalchemy.engine import make_url
 
 from tests.fault_load import check_ledger, check_redis, started_by, wait_drained
-from tests.fault_procs import Stack, TcpProxy
+from tests.fault_procs import TcpProxy
 from trackrecord.queue import WORKER_STALE_SECONDS
-
-
-@pytest.fixture
-def stack(env, tmp_path):
-    parts = Stack(tmp_path)
-    yield parts
-    parts.close()
 
 
 def test_redis_restarted_empty_mid_stream_loses_nothing(own_redis, stack, settings):

@@ -17,7 +17,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select, text
 
 from tests.fault_load import busy, check_ledger, check_redis, started_by, wait_drained
-from tests.fault_procs import Stack, WorkerProcess
+from tests.fault_procs import WorkerProcess
 from tests.test_drain import burst, ledger, milestoned, post
 from trackrecord.db import session_factory
 from trackrecord.models import Delivery
@@ -182,13 +182,6 @@ def test_a_worker_told_to_stop_while_redis_is_away_exits_at_once(own_redis, sett
     time.sleep(1.5)  # the worker's next dequeue finds Redis away
     code, seconds = worker.term(PROMPT)
     assert code == 0 and seconds < 5, (code, seconds, worker.log.read_text()[-2000:])
-
-
-@pytest.fixture
-def stack(env, tmp_path):
-    parts = Stack(tmp_path)
-    yield parts
-    parts.close()
 
 
 def test_rolling_restart_of_web_and_workers_under_load(stack, settings, redis_conn):
