@@ -82,7 +82,7 @@ def _run(args) -> None:
         if step == 1:
             batch.one(chunk[0].id, chunk[0])
         else:
-            assert batch.together(chunk)
+            assert batch.together(chunk)[1]
     profile.disable()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     n = len(rows)

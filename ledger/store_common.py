@@ -19,6 +19,11 @@ _LOCK_SCOPES = text(
     ' (SELECT s FROM unnest(CAST(:scopes AS text[])) AS s ORDER BY s COLLATE "C") AS sorted'
 )
 
+_TRY_SCOPES = text(
+    "SELECT s FROM unnest(CAST(:scopes AS text[])) AS s"
+    " WHERE pg_try_advisory_xact_lock(hashtext(s))"
+)
+
 
 def lock_scopes(session: Session, scopes: set[str]) -> None:
     """Serialise writers of one milestone (sprint, version) on PostgreSQL. Without it, a due
@@ -30,6 +35,15 @@ def lock_scopes(session: Session, scopes: set[str]) -> None:
         return
     # One statement: the scopes sorted in a subquery, then each locked as it is read, in order.
     session.execute(_LOCK_SCOPES, {"scopes": sorted(scopes)})
+
+
+def try_lock_scopes(session: Session, scopes: set[str]) -> set[str]:
+    """Lock what of `scopes` no other transaction holds, without waiting: the scopes now held
+    (all of them on SQLite). A transaction that holds locks only ever tries for more, never
+    waits, so it cannot be one of two writers each waiting on the other."""
+    if not scopes or session.get_bind().dialect.name != "postgresql":
+        return set(scopes)
+    return set(session.scalars(_TRY_SCOPES, {"scopes": sorted(scopes)}))
 
 
 def delivers_promises(session: Session, links: Iterable[str], client: str) -> bool:

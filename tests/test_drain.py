@@ -276,14 +276,14 @@ def test_a_shared_transaction_that_fails_commits_none_of_its_deliveries(client, 
     with Session() as s:
         rows = s.scalars(select(Delivery).order_by(Delivery.id)).all()
     batch = Batch(Session)
-    assert batch.together(rows) is False
+    assert batch.together(rows) == (rows, False)
     seen = ledger(settings)
     assert seen["deliveries"] == {"queued": 5} and seen["items"] == seen["events"] == 0
     assert batch.posts == batch.summaries == []
 
     good = [r for r in rows if r.delivery_id != "together-4"]
-    assert batch.together(good) is True
-    assert batch.together(good) is True  # again: each is claimed already, nothing changes
+    assert batch.together(good) == (good, True)
+    assert batch.together(good) == (good, True)  # again: each is claimed already, nothing changes
     seen = ledger(settings)
     assert seen["deliveries"] == {"processed": 4, "queued": 1}
     assert seen["items"] == seen["commitments"] == 4

@@ -9,13 +9,11 @@ using the secret that signed it (`row.verified_sources`).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
-from rq.timeouts import JobTimeoutException
 
 from connectors import team_config
 from connectors.directory import owner_of
@@ -108,48 +106,6 @@ def apply_one(session, p: Prepared) -> None:
 def prepare_row(row: Delivery) -> Prepared | None:
     with structlog.contextvars.bound_contextvars(delivery=row.delivery_id, row=row.id):
         return prepare(row, payloads.decode(row.body, row.headers))
-
-
-def plan(rows: Sequence[Delivery], size: int) -> tuple[list[list[Delivery]], dict]:
-    """PostgreSQL: the batch's deliveries in transactions of up to `size`, each holding
-    deliveries of one set of scopes, so that it takes one milestone lock (ledger.store_common.
-    lock_scopes) and two workers seldom wait on each other. Each item's deliveries keep their
-    arrival order: a delivery joins the first transaction holding one of its items; one whose
-    items are in two, one that cannot be grouped or read, ends the transactions so far and
-    goes alone. Returns the transactions in order and the prepared deliveries (row id: Prepared)."""
-    chunks: list[list[Delivery]] = []
-    prepared: dict[int, Prepared | None] = {}
-    open_: dict[frozenset, list[Delivery]] = {}  # by scopes, in order of first arrival
-    held: dict[str, frozenset] = {}  # item key: the scopes of the transaction holding it
-
-    def close():
-        # In a random order: the transactions held here share no item, so any order gives the
-        # same ledger, and two workers holding batches of the same milestones do not walk them
-        # in the same order, one waiting on each lock the other holds (a convoy: 0.97x).
-        held_rows = list(open_.values())
-        random.shuffle(held_rows)
-        for rows_ in held_rows:
-            chunks.extend(rows_[i : i + size] for i in range(0, len(rows_), size))
-        open_.clear()
-        held.clear()
-
-    for row in rows:
-        try:
-            p = prepared[row.id] = prepare_row(row)
-        except JobTimeoutException:
-            raise
-        except Exception:  # applied alone, where its fault is handled (Batch._each)
-            p = None
-        homes = {held[k] for k in p.keys if k in held} if p is not None else set()
-        if p is None or not groupable(p.part.events) or len(homes) > 1:
-            close()
-            chunks.append([row])
-            continue
-        home = homes.pop() if homes else frozenset(e.scope for e in p.part.events if e.scope)
-        open_.setdefault(home, []).append(row)
-        held.update(dict.fromkeys(p.keys, home))
-    close()
-    return chunks, prepared
 
 
 def apply_rows(session, rows: Sequence[Delivery], prepared: dict | None = None) -> None:

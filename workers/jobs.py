@@ -19,7 +19,8 @@ from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, DeliveryStatus
 from trackrecord.queue import drop_taken, get_queue, run_alone, take_waiting
 from workers import context, milestone_summary, postback
-from workers.delivery_apply import apply_rows, handle, plan
+from workers.batch_plan import pick, plan
+from workers.delivery_apply import apply_rows, handle
 
 log = get_logger("workers.jobs")
 
@@ -97,6 +98,11 @@ def _log_processed(row: Delivery) -> None:
              kind=row.event)  # fmt: skip
 
 
+def _forget(left: list[int], rows: list[Delivery]) -> None:
+    done = {row.id for row in rows}
+    left[:] = [i for i in left if i not in done]
+
+
 def _mark_invalid(Session, row_id: int, reason: str) -> None:
     with Session() as session, session.begin():
         session.execute(
@@ -137,28 +143,32 @@ class Batch:
             _log_processed(row)
         return outcome
 
-    def together(self, rows: list[Delivery], prepared: dict | None = None) -> bool:
+    def together(self, rows, prepared=None, pick=None) -> tuple[list[Delivery], bool]:
         """Claim and apply `rows` in one transaction, the ledger applying them together
-        (`delivery_apply.apply_rows`; `prepared`: those `plan` has normalised). All or nothing:
-        on any fault nothing of them is committed and False is returned, and the caller applies
-        them one by one, so one bad delivery costs the others only a second try and no delivery
-        is lost or doubled."""
+        (`delivery_apply.apply_rows`; `prepared`: those `plan` has normalised), or, given
+        `pick`, the rows it chooses in the transaction (`batch_plan.pick`, which takes their
+        locks). All or nothing: on any fault nothing of them is committed, and the caller
+        applies them one by one, so one bad delivery costs the others only a second try and
+        no delivery is lost or doubled. Returns the rows and whether they were applied."""
+        taken = list(rows)
         try:
             with self.Session() as session, session.begin():
-                done = _claim(session, rows)
+                if pick is not None:
+                    taken = pick(session)
+                done = _claim(session, taken)
                 apply_rows(session, done, prepared)
                 posts = session.info.pop("postbacks", [])
                 summaries = session.info.pop("summaries", [])
         except (JobTimeoutException, OperationalError, InterfaceError):
             raise  # out of time, or the database is away: the batch stops here
         except Exception as exc:
-            log.info("delivery.together_failed", rows=len(rows), error=type(exc).__name__)
-            return False
+            log.info("delivery.together_failed", rows=len(taken), error=type(exc).__name__)
+            return taken, False
         self.posts += posts
         self.summaries += summaries
         for row in done:
             _log_processed(row)
-        return True
+        return taken, True
 
     def _apply(self, session, row_id: int, row: Delivery | None) -> tuple[str, Delivery | None]:
         """The claim and the ledger writes of one delivery, in the caller's transaction."""
@@ -198,29 +208,50 @@ class Batch:
             self.back += taken
             raise
         left = [row.id for row in rows]
-        if self.Session.kw["bind"].dialect.name == "sqlite":
-            chunks = [rows[i : i + TOGETHER] for i in range(0, len(rows), TOGETHER)]
-            prepared = None  # normalised in the transaction, as they come
-        else:
-            try:
-                chunks, prepared = plan(rows, TOGETHER)
-            except BaseException:
-                self.back += left
-                raise
-        for chunk in chunks:
-            if time.monotonic() > deadline or STOP.is_set():
-                break
-            try:
-                if len(chunk) > 1 and self.together(chunk, prepared):
-                    left = [i for i in left if i not in {row.id for row in chunk}]
-                    continue
-            except (JobTimeoutException, OperationalError, InterfaceError):
-                break  # out of time, or the database is away: the rest go back as they were
-            if not self._each(chunk, left, deadline):
-                break
-        self.back += left
+        try:
+            if self.Session.kw["bind"].dialect.name == "sqlite":
+                self._in_order(rows, left, deadline)
+            else:
+                self._planned(rows, left, deadline)
+        finally:
+            self.back += left
         self.done = [job_id(i) for i in taken if i not in left and i not in self.alone]
         log.info("delivery.batch", taken=len(taken), back=len(left), alone=len(self.alone))
+
+    def _in_order(self, rows: list[Delivery], left: list[int], deadline: float) -> None:
+        """SQLite, one writer: TOGETHER to a transaction in arrival order, normalised in it."""
+        for start in range(0, len(rows), TOGETHER):
+            chunk = rows[start : start + TOGETHER]
+            if time.monotonic() > deadline or STOP.is_set():
+                return
+            try:
+                if len(chunk) > 1 and self.together(chunk)[1]:
+                    _forget(left, chunk)
+                    continue
+            except (JobTimeoutException, OperationalError, InterfaceError):
+                return  # out of time, or the database is away: the rest go back as they were
+            if not self._each(chunk, left, deadline):
+                return
+
+    def _planned(self, rows: list[Delivery], left: list[int], deadline: float) -> None:
+        """PostgreSQL: transactions filled by `batch_plan.pick`, segment after segment."""
+        segments, prepared = plan(rows, TOGETHER)
+        for pending in segments:
+            while pending:
+                if time.monotonic() > deadline or STOP.is_set():
+                    return
+                if pending[0].alone:
+                    if not self._each(pending.pop(0).rows, left, deadline):
+                        return
+                    continue
+                try:
+                    chunk, ok = self.together((), prepared, lambda s, p=pending: pick(s, p))
+                except (JobTimeoutException, OperationalError, InterfaceError):
+                    return
+                if ok:
+                    _forget(left, chunk)
+                elif not self._each(chunk, left, deadline):
+                    return
 
     def _each(self, rows: list[Delivery], left: list[int], deadline: float) -> bool:
         """Each row in its own transaction; False when the batch must stop."""
