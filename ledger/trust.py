@@ -12,8 +12,6 @@ ledger.sql_dialect.Dialect.recency_weight); `beta_reputation` turns the two sums
 
 from dataclasses import asdict, dataclass
 
-from scipy.stats import beta as beta_distribution
-
 DEFAULT_HALF_LIFE_DAYS = 90.0
 # Beta(1, 1): a team with no record is equally likely to keep or break a promise.
 PRIOR_KEPT = 1.0
@@ -44,6 +42,14 @@ def beta_reputation(kept: float, broken: float) -> TrustScore:
     b = PRIOR_BROKEN + broken
     return TrustScore(
         estimate=a / (a + b),
-        low=float(beta_distribution.ppf(LOW_QUANTILE, a, b)),
-        high=float(beta_distribution.ppf(HIGH_QUANTILE, a, b)),
+        low=float(beta().ppf(LOW_QUANTILE, a, b)),
+        high=float(beta().ppf(HIGH_QUANTILE, a, b)),
     )
+
+
+def beta():
+    """scipy's Beta distribution, imported on first use: scipy.stats takes about a second to
+    import, which a worker draining deliveries never needs (the web app imports it at start)."""
+    from scipy.stats import beta as distribution
+
+    return distribution

@@ -8,6 +8,7 @@ import structlog
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ledger import trust
 from trackrecord.config import Settings
 from trackrecord.db import session_factory
 from trackrecord.logs import configure
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         configure()
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    trust.beta()  # imported now, not by the first request that scores a team
     app.extensions[EXTENSION] = Services(settings, session_factory(settings.database_url))
 
     for bp in (health.bp, front.bp, api.bp, badges.bp, metrics.bp, reports.bp):

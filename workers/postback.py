@@ -35,7 +35,7 @@ from ledger.postbacks import (
 from ledger.store import apply_events
 from ledger.store_batch import apply_group
 from trackrecord.logs import get_logger
-from trackrecord.queue import get_queue, job_is_live, redis_from_url
+from trackrecord.queue import get_queue, live_jobs, redis_from_url
 from workers import context
 from workers.comment_text import marker_token, render
 
@@ -161,7 +161,8 @@ def relay_postbacks(min_age_seconds: float = 30) -> int:
                 )
             )
         ).all()
-    ids = [i for i in ids if not job_is_live(redis, job_id(i))]
+    live = live_jobs(redis, [job_id(i) for i in ids])
+    ids = [i for i in ids if job_id(i) not in live]
     enqueue(ids)
     if ids:
         log.info("postback.relayed", count=len(ids))

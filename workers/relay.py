@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from trackrecord.logs import get_logger
 from trackrecord.models import Delivery, DeliveryStatus
-from trackrecord.queue import forget_executions, get_queue, job_is_live, redis_from_url
+from trackrecord.queue import forget_executions, get_queue, live_jobs, redis_from_url
 from workers import context
 from workers.enqueue import enqueue_delivery, job_id, mark_queued
 
@@ -67,8 +67,13 @@ def relay_pending(min_age_seconds: float | None = None, batch: int = 500) -> dic
             ).all()
         if not rows:
             break
+        queued = [job_id(r) for r, status, _ in rows if status == DeliveryStatus.QUEUED]
+        live = live_jobs(redis, queued)
         for row_id, status, attempts in rows:
             last_id = row_id
+            if job_id(row_id) in live:
+                result.live += 1
+                continue
             _relay_one(
                 Session, queue, redis, settings.max_attempts, row_id, status, attempts, result
             )
@@ -79,9 +84,6 @@ def relay_pending(min_age_seconds: float | None = None, batch: int = 500) -> dic
 
 def _relay_one(Session, queue, redis, max_attempts, row_id, status, attempts, result) -> None:
     job = job_id(row_id)
-    if status == DeliveryStatus.QUEUED and job_is_live(redis, job):
-        result.live += 1
-        return
     if attempts >= max_attempts:
         with Session() as session, session.begin():
             session.execute(

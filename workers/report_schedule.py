@@ -25,7 +25,7 @@ from ledger.report_rows import channels_recorded, claimable, formats_of
 from reports.content import parse_month, shift
 from reports.render import FORMATS
 from trackrecord.logs import get_logger
-from trackrecord.queue import get_queue, job_is_live, redis_from_url
+from trackrecord.queue import get_queue, live_jobs, redis_from_url
 from workers import context
 
 log = get_logger("workers.report_schedule")
@@ -111,7 +111,8 @@ def schedule_reports(now: datetime | None = None) -> dict:
             description=f"build_monthly_report({client!r}, {month!r})",
         )
         log.info("report.build_enqueued", client=client, month=month)
-    relayed = [i for i in sends if not job_is_live(redis, send_job_id(i))]
+    live = live_jobs(redis, [send_job_id(i) for i in sends])
+    relayed = [i for i in sends if send_job_id(i) not in live]
     enqueue_sends(relayed)
     return {"builds": work, "sends": relayed}
 
