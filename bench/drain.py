@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -35,20 +36,34 @@ POLL = 0.05
 REDIS = ""  # the run's own Redis db, claimed in main()
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
 class Run:
     def __init__(self, label: str, n: int):
         self.label, self.n = label, n
         self.start = self.first = self.end = None
         self.done_at_first = 0
         self.done = 0
+        self.ticks = machine_ticks()
+        self.busy = None  # fraction of all the cores busy in the steady part
+        self.cpu = None  # CPU seconds of the worker processes, start-up included
 
     def saw(self, done: int) -> None:
         now = time.perf_counter()
         if done and self.first is None:
             self.first, self.done_at_first = now, done
+            self.ticks = machine_ticks()
         self.done = done
         if done >= self.n and self.end is None:
             self.end = now
+            busy, every = machine_ticks()
+            self.busy = (busy - self.ticks[0]) / max(1, every - self.ticks[1])
 
     def rates(self) -> tuple[float, float]:
         end = self.end or time.perf_counter()
@@ -60,11 +75,15 @@ class Run:
     def line(self) -> str:
         total, steady = self.rates()
         unfinished = "" if self.end else f"  STOPPED at {self.done}/{self.n}"
-        return f"{self.label:44} total {total:7.1f}/s  steady {steady:7.1f}/s{unfinished}"
+        cpu = ""
+        if self.busy is not None and self.cpu:
+            cpu = f"  cores busy {self.busy:4.0%}, {self.done / self.cpu:5.0f}/CPU-s of the workers"
+        return f"{self.label:44} total {total:7.1f}/s  steady {steady:7.1f}/s{cpu}{unfinished}"
 
 
 def _watch(run: Run, procs: list[subprocess.Popen], count, max_seconds: float) -> Run:
     deadline = run.start + max_seconds
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     while run.end is None and time.perf_counter() < deadline:
         run.saw(count())
         if all(p.poll() is not None for p in procs) and run.end is None:
@@ -75,6 +94,8 @@ def _watch(run: Run, procs: list[subprocess.Popen], count, max_seconds: float) -
         if p.poll() is None:
             p.terminate()
         p.wait(30)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run.cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return run
 
 
