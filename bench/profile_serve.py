@@ -15,6 +15,7 @@ import collections
 import multiprocessing
 import os
 import pstats
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,7 @@ def main() -> None:
     ap.add_argument("--engine", default="sqlite")
     ap.add_argument("--worker-class", default="gevent")
     ap.add_argument("--n", type=int, default=1500)
+    ap.add_argument("--keep", metavar="PATH", help="copy the worker's cProfile file there")
     ap.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)  # the worker process side
     args = ap.parse_args()
     if args.serve:
@@ -117,6 +119,8 @@ def main() -> None:
             elapsed, results = load.fire(pool, port, bodies, max(args.n, LAST + 10), 16, 300)
         print(f"{len(results) / elapsed:.0f} req/s with one profiled worker ({args.engine})")
         print("\n".join(grouped(out, LAST - FIRST)))
+        if args.keep:
+            shutil.copyfile(out, args.keep)
     finally:
         load._stop(server)
         dispose_all()
