@@ -456,3 +456,15 @@ def test_systemd_units_run_real_commands():
                 argv = shlex.split(line.split("=", 1)[1])
                 run_command(["trackrecord", *argv[1:]])
                 assert argv[0].endswith("/trackrecord"), unit.name
+
+
+def test_systemd_units_give_each_process_the_time_its_pod_gets_to_stop(manifests):
+    # The same bound on both: a unit that waited longer only delays a restart; shorter, and
+    # systemd would SIGKILL a worker still finishing its transaction.
+    stops = {}
+    for name in ("web", "worker", "scheduler"):
+        unit = (DEPLOY / "systemd" / f"trackrecord-{name}.service").read_text(encoding="utf-8")
+        stops[name] = int(re.search(r"^TimeoutStopSec=(\d+)$", unit, re.M).group(1))
+        pod = manifests[("Deployment", f"trackrecord-{name}")]["spec"]["template"]["spec"]
+        assert stops[name] == pod["terminationGracePeriodSeconds"], name
+    assert stops["worker"] >= worker_stop_bound()
