@@ -28,18 +28,18 @@ log = get_logger("workers.jobs")
 # One job drains up to BATCH deliveries: its own, then those whose jobs wait behind it on the
 # queue, taken off it (trackrecord.queue.take_waiting). RQ's own bookkeeping costs about 3 ms
 # a job on this machine, more than applying a delivery, so one job for many is what lets a
-# worker drain more than RQ runs jobs. On PostgreSQL a batch's transactions each hold one
-# milestone's deliveries (TOGETHER below): 200 over 20 milestones is about 10 to a transaction;
-# 100 gave 5, and a commit and a fixed set of statements per transaction (docs/benchmarks.md).
+# worker drain more than RQ runs jobs. 200: enough to fill PostgreSQL's transactions (below),
+# and 2,000 queued deliveries still make ten batches for two workers to share.
 BATCH = 200
 # A batch stops after this long; the deliveries it has not reached go back on the queue.
 BATCH_SECONDS = 20.0
-# Up to this many deliveries to a transaction (Batch.together), applied together by the ledger
-# (workers.delivery_apply.apply_rows). SQLite has one writer anyway: they go in arrival order,
-# and the write lock is held for a few tens of milliseconds, so the intake's inserts wait that
-# long at most. PostgreSQL: the ledger locks a milestone while it writes to it (ledger.store.
-# lock_scopes), so a transaction holds the deliveries of one milestone (delivery_apply.plan)
-# and a second worker waits only when it reaches the same milestone at the same moment.
+# SQLite: up to this many deliveries to a transaction (Batch.together), applied together by
+# the ledger (workers.delivery_apply.apply_rows), in arrival order; it has one writer anyway,
+# and holds the write lock for a few tens of milliseconds, so the intake's inserts wait that
+# long at most. PostgreSQL: the ledger locks a milestone while it writes to it (ledger.
+# store_common.lock_scopes), so the batch is cut into chunks of up to TOGETHER deliveries of
+# one milestone, and a transaction takes as many chunks as fit in batch_plan.MERGE whose
+# milestones no other worker holds at that moment (workers.batch_plan).
 TOGETHER = 20
 JOB_PREFIX = "delivery-"
 # Set by the worker on SIGTERM (workers.runner): a batch takes nothing more off the queue and
