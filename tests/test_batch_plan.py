@@ -8,6 +8,7 @@ import copy
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from tests.test_drain import ledger, milestoned, post
 from trackrecord.db import session_factory
@@ -51,7 +52,9 @@ def test_plan_puts_each_milestone_in_its_own_chunk_and_a_moved_item_in_its_first
     assert numbers[moved] == [1, 4, 1] and numbers[frozenset({_scope(3)})] == [2, 5]
 
 
-def test_a_transaction_skips_a_milestone_another_worker_holds_and_takes_it_later(client, settings):
+def test_a_transaction_skips_milestones_another_worker_holds_and_waits_only_when_all_are(
+    client, settings
+):
     from workers import context
     from workers.jobs import Batch
 
@@ -61,11 +64,12 @@ def test_a_transaction_skips_a_milestone_another_worker_holds_and_takes_it_later
     for issue in range(1, 10):
         post(client, in_milestone(issue, MILESTONES[issue % 3]), f"held-{issue}")
     segments, prepared = plan(_rows(settings), 20)
-    pending = sorted(segments[0], key=lambda c: sorted(c.scopes))  # milestones 1, 2, 3
+    # Milestone 2 first: held by another worker, it must not make this one wait.
+    pending = sorted(segments[0], key=lambda c: (_scope(2) not in c.scopes, sorted(c.scopes)))
     Session = context.sessions()
 
-    def bounded(session):  # a pick that waited for milestone 2 fails here instead of hanging
-        session.execute(text("SET LOCAL lock_timeout = '5s'"))
+    def bounded(session):  # a pick that waits for milestone 2 fails here instead of hanging
+        session.execute(text("SET LOCAL lock_timeout = '2s'"))
         return pick(session, pending)
 
     other = session_factory(settings.database_url)()  # another worker, in milestone 2
@@ -75,6 +79,11 @@ def test_a_transaction_skips_a_milestone_another_worker_holds_and_takes_it_later
         taken, ok = batch.together((), prepared, bounded)
         assert ok and len(taken) == 6
         assert [c.scopes for c in pending] == [frozenset({_scope(2)})]
+        assert ledger(settings)["deliveries"] == {"processed": 6, "queued": 3}
+        # Now every milestone left is held: the transaction waits for it (here, until the
+        # lock timeout), and commits nothing.
+        with pytest.raises(OperationalError):
+            batch.together((), prepared, bounded)
         assert ledger(settings)["deliveries"] == {"processed": 6, "queued": 3}
     finally:
         other.rollback()

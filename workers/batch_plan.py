@@ -2,13 +2,14 @@
 
 The ledger locks a milestone (sprint, version) while it writes to it (ledger.store_common.
 lock_scopes), so `plan` first sorts the batch into chunks of one milestone's deliveries, and
-`pick` then fills a transaction: the first chunk's milestones locked, waiting if another worker
-holds them, then as many more chunks as fit whose milestones are free at that moment, tried
-without waiting (`try_lock_scopes`). A transaction costs a fixed set of statements and a commit
-(a WAL flush); one milestone's chunk alone is about ten deliveries of a 200-delivery batch
-spread over 20 milestones, and filled up it is up to MERGE (docs/benchmarks.md, "fourth pass").
-A worker waits only for its first chunk, holding no lock yet, so two workers cannot deadlock on
-milestones; one that finds a milestone taken leaves that chunk for a later transaction.
+`pick` then fills a transaction with as many chunks as fit whose milestones are free at that
+moment, tried without waiting (`try_lock_scopes`); only when another worker holds every one
+does it wait, for the first, and then fills up with those free. A transaction costs a fixed
+set of statements and a commit (a WAL flush); one milestone's chunk alone is about ten
+deliveries of a 200-delivery batch spread over 20 milestones, and filled up it is up to MERGE
+(docs/benchmarks.md, "fourth pass").
+A worker waits only while it holds no lock, so two workers cannot deadlock on milestones; one
+that finds a milestone taken leaves that chunk for a later transaction.
 """
 
 from __future__ import annotations
@@ -92,12 +93,23 @@ def plan(rows: Sequence[Delivery], size: int) -> tuple[list[list[Chunk]], dict]:
 
 def pick(session, pending: list[Chunk], limit: int = MERGE) -> list[Delivery]:
     """Fill one transaction from a segment's `pending` chunks (taking them out of it): the
-    first chunk, its milestones locked (waiting for them), then the chunks that fit within
-    `limit` deliveries and whose milestones are free now. The rows to claim, in arrival order
-    within each chunk."""
-    first = pending.pop(0)
-    lock_scopes(session, set(first.scopes))
-    chosen, held, room = [first], set(first.scopes), limit - len(first.rows)
+    chunks that fit within `limit` deliveries, in order, whose milestones no other worker holds
+    now; when every one is held, the first chunk, waiting for its milestones (holding no lock
+    yet), then again those free now. The rows to claim, in arrival order within each chunk."""
+    chosen: list[Chunk] = []
+    held: set[str] = set()
+    _fill(session, pending, chosen, held, limit)
+    if not chosen:
+        first = pending[0]
+        lock_scopes(session, set(first.scopes))
+        chosen.append(pending.pop(0))
+        held |= first.scopes
+        _fill(session, pending, chosen, held, limit)
+    return [row for chunk in chosen for row in chunk.rows]
+
+
+def _fill(session, pending: list[Chunk], chosen: list[Chunk], held: set[str], limit: int) -> None:
+    room = limit - sum(len(c.rows) for c in chosen)
     # Scopes of chunks found held by another worker: the chunks after them with the same
     # scopes are passed over too, so that a home's chunks keep their order.
     passed: set[frozenset] = set()
@@ -111,7 +123,7 @@ def pick(session, pending: list[Chunk], limit: int = MERGE) -> list[Delivery]:
             tried.append(chunk)
             room -= len(chunk.rows)
         if not tried:
-            break
+            return
         held |= try_lock_scopes(session, {s for c in tried for s in c.scopes} - held)
         for chunk in tried:
             if chunk.scopes <= held and chunk.scopes not in passed:
@@ -120,4 +132,3 @@ def pick(session, pending: list[Chunk], limit: int = MERGE) -> list[Delivery]:
             else:
                 room += len(chunk.rows)
                 passed.add(chunk.scopes)
-    return [row for chunk in chosen for row in chunk.rows]
