@@ -33,6 +33,11 @@ from trackrecord.db import dispose_all, session_factory
 from trackrecord.models import Delivery, DeliveryStatus
 
 POLL = 0.05
+# After the first delivery done and until the last half second or so, a coarser poll: counting
+# the processed rows scans their index, 5 ms at 10,000 on PostgreSQL, which at every 50 ms took
+# a tenth of a core from the workers measured. The ends, which set the rates, are still seen
+# within 50 ms.
+POLL_MIDDLE = 0.25
 REDIS = ""  # the run's own Redis db, claimed in main()
 
 
@@ -81,6 +86,15 @@ class Run:
         return f"{self.label:44} total {total:7.1f}/s  steady {steady:7.1f}/s{cpu}{unfinished}"
 
 
+def _interval(run: Run) -> float:
+    if run.first is None:
+        return POLL
+    span = time.perf_counter() - run.first
+    rate = (run.done - run.done_at_first) / span if span > 0 else 0
+    left = (run.n - run.done) / rate if rate > 0 else 0
+    return POLL_MIDDLE if left > 2 * POLL_MIDDLE else POLL
+
+
 def _watch(run: Run, procs: list[subprocess.Popen], count, max_seconds: float) -> Run:
     deadline = run.start + max_seconds
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -89,7 +103,7 @@ def _watch(run: Run, procs: list[subprocess.Popen], count, max_seconds: float) -
         if all(p.poll() is not None for p in procs) and run.end is None:
             run.saw(count())
             break
-        time.sleep(POLL)
+        time.sleep(_interval(run))
     for p in procs:
         if p.poll() is None:
             p.terminate()
