@@ -250,8 +250,8 @@ class Batch:
                     return
                 if ok:
                     _forget(left, chunk)
-                elif not self._each(chunk, left, deadline):
-                    return
+                elif not chunk or not self._each(chunk, left, deadline):
+                    return  # (no chunk: the locks themselves failed; the rest go back)
 
     def _each(self, rows: list[Delivery], left: list[int], deadline: float) -> bool:
         """Each row in its own transaction; False when the batch must stop."""
