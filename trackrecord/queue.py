@@ -46,15 +46,11 @@ LIVE_STATES = {
 _LIVE_VALUES = {state.value for state in LIVE_STATES}  # as Redis holds them
 
 
-def job_is_live(redis: Redis, job_id: str, *, stale_after: float | None = None) -> bool:
-    """Whether Redis holds the job and will run it, or a living worker runs it now. A job left
-    `started` by a dead worker is not live: nothing will ever finish it."""
-    return job_id in live_jobs(redis, [job_id], stale_after=stale_after)
-
-
 def live_jobs(redis: Redis, job_ids: list[str], *, stale_after: float | None = None) -> set[str]:
-    """`job_is_live` of many jobs in one round trip (relay reads hundreds of rows a page).
-    A hash without `data` is one Redis lost half of: RQ could not load it, so not live."""
+    """The jobs Redis holds and will run, or that a living worker runs now, read in one round
+    trip (relay reads hundreds of rows a page). A job left `started` by a dead worker is not
+    live: nothing will ever finish it. Nor is a hash without `data`, one Redis lost half of:
+    RQ could not load it."""
     with redis.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             pipe.hmget(Job.key_for(job_id), "status", "data", "worker_name")
@@ -108,7 +104,7 @@ def forget_executions(redis: Redis, queue: Queue, job_id: str) -> int:
 # Take up to ARGV[2] waiting jobs whose ids start with ARGV[1] from the head of the queue
 # (looking at no more than ARGV[3] entries), in one atomic step: off the list, so no other
 # worker dequeues them, and marked `started` by worker ARGV[5], so that relay sees them live
-# while that worker beats and lost once it stops (`job_is_live`), as it sees a job RQ started.
+# while that worker beats and lost once it stops (`live_jobs`), as it sees a job RQ started.
 # Their hashes expire in a day in any case. Ids with a key under ARGV[4] are left alone: they
 # must run as their own job.
 _TAKE = """

@@ -143,18 +143,18 @@ class Batch:
             _log_processed(row)
         return outcome
 
-    def together(self, rows, prepared=None, pick=None) -> tuple[list[Delivery], bool]:
+    def together(self, rows, prepared=None, choose=None) -> tuple[list[Delivery], bool]:
         """Claim and apply `rows` in one transaction, the ledger applying them together
         (`delivery_apply.apply_rows`; `prepared`: those `plan` has normalised), or, given
-        `pick`, the rows it chooses in the transaction (`batch_plan.pick`, which takes their
+        `choose`, the rows it chooses in the transaction (`batch_plan.pick`, which takes their
         locks). All or nothing: on any fault nothing of them is committed, and the caller
         applies them one by one, so one bad delivery costs the others only a second try and
         no delivery is lost or doubled. Returns the rows and whether they were applied."""
         taken = list(rows)
         try:
             with self.Session() as session, session.begin():
-                if pick is not None:
-                    taken = pick(session)
+                if choose is not None:
+                    taken = choose(session)
                 done = _claim(session, taken)
                 apply_rows(session, done, prepared)
                 posts = session.info.pop("postbacks", [])

@@ -48,7 +48,7 @@ class TrackrecordWorker(SimpleWorker):
     a delivery (issue 11). Job timeouts still hold (SIGALRM in this process). A thread beats
     every WORKER_HEARTBEAT_SECONDS while a job runs (a forking worker's parent did; RQ's
     SimpleWorker beats only between jobs), so that relay can tell a killed worker's job from a
-    running one within WORKER_STALE_SECONDS of the kill (trackrecord.queue.job_is_live).
+    running one within WORKER_STALE_SECONDS of the kill (trackrecord.queue.live_jobs).
 
     SIGTERM (or SIGINT) stops it without losing or doubling work, whatever it is doing. RQ's
     own handler raised in the middle of whatever ran while the worker was not busy (a relay,
