@@ -49,6 +49,30 @@ def test_the_delivery_job_is_the_one_rq_writes(redis_conn):
     assert abs((job.enqueued_at - theirs_job.enqueued_at).total_seconds()) < 60
 
 
+def test_many_jobs_in_one_command_are_each_the_one_written_alone(redis_conn):
+    queue = Queue("script-many", connection=redis_conn)
+    script = delivery_script(redis_conn, queue)
+    counts = "trackrecord:test:many"
+    script.write_many(
+        redis_conn,
+        [(7, (counts, "github|issues|queued|")), (8, None), (9, (counts, "jira|x|queued|"))],
+    )
+    script.write(redis_conn, 10, count=(counts, "github|issues|queued|"))
+    # In the order given, each its own job, the counts of those that asked for one.
+    assert redis_conn.lrange(queue.key, 0, -1) == [job_id(n).encode() for n in (7, 8, 9, 10)]
+    assert redis_conn.hgetall(counts) == {b"github|issues|queued|": b"2", b"jira|x|queued|": b"1"}
+    alone = redis_conn.hgetall(Job.key_for(job_id(10)))
+    for n in (7, 8, 9):
+        job = Job.fetch(job_id(n), connection=redis_conn)
+        assert job.func is process_delivery and job.args == (n,)
+        mine = redis_conn.hgetall(Job.key_for(job_id(n)))
+        assert set(mine) == set(alone)
+        assert {k for k in mine if mine[k] != alone[k]} <= {b"data", b"description"} | TIMES
+    with pytest.raises(ValueError, match="more than one hash"):
+        script.write_many(redis_conn, [(11, ("a", "f")), (12, ("b", "f"))])
+    assert redis_conn.llen(queue.key) == 4
+
+
 def add(a: int) -> int:
     return a + 1000
 

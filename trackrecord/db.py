@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -19,12 +20,12 @@ INTAKE_POOL = 16
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn, _record, busy_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
     # WAL lets the web process write while workers read; busy_timeout makes concurrent writers
     # wait for the lock instead of failing at once with "database is locked".
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute(f"PRAGMA busy_timeout={busy_ms}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
@@ -51,10 +52,16 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         # Python's sqlite3 opens its own transactions lazily; we let SQLAlchemy drive them.
+        # The intake's engine does not wait in SQLite's busy handler, which sleeps the whole
+        # process (every greenlet of a gevent worker) for up to 100 ms a try: it is told "locked"
+        # at once and waits itself, letting the other requests run (webhook_app.intake_rows).
+        busy_ms = 0 if autocommit else SQLITE_BUSY_TIMEOUT_MS
         engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, **extra
+            url,
+            connect_args={"timeout": busy_ms / 1000, "check_same_thread": False},
+            **extra,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, busy_ms=busy_ms))
         return engine
     return create_engine(
         url,

@@ -6,7 +6,8 @@ from it).
 Why: RQ's enqueue builds a Job object, pickles and compresses its call, and sends seven commands
 in a MULTI, some 60 arguments each encoded by redis-py: about a third of an intake request's
 CPU. Here the constant fields are built into a Lua script once per process, and a call sends
-eight short arguments (EVALSHA). A Lua script runs atomically, as the MULTI did.
+a few short arguments a job (EVALSHA), for one job or several. A Lua script runs atomically,
+as the MULTI did.
 
 How it stays RQ's job: the script is made from what RQ itself writes. The caller's own enqueue
 (`enqueue(pipeline, n)`) is recorded on a pipeline that is never executed, for two sample values
@@ -105,23 +106,28 @@ def _lua_string(value: bytes) -> str:
 
 
 def _lua(template: list[list]) -> str:
-    """The script: KEYS are each command's key (its first argument), in order; ARGV[1] is n
-    spelled out, ARGV[2] the compressed call, ARGV[3] the time; ARGV[4], when not empty, a
-    field of the hash KEYS[#KEYS] to increment in the same step (a counter for /metrics)."""
-    lines = []
+    """The script: one job after another, each with len(template) KEYS (each command's key, its
+    first argument, in order) and four ARGV: n spelled out, the compressed call, the time, and,
+    when not empty, a field to increment in the hash that is the last of KEYS (a counter for
+    /metrics) in the same step."""
+    width = len(template)
+    lines = ["for j = 0, #ARGV / 4 - 1 do", f"  local k, a = j * {width}, j * 4"]
     for k, row in enumerate(template, start=1):
-        args = [_lua_string(row[0]), f"KEYS[{k}]"]
+        args = [_lua_string(row[0]), f"KEYS[k + {k}]"]
         for a in row[2:]:
             if a == _DATA:
-                args.append("ARGV[2]")
+                args.append("ARGV[a + 2]")
             elif a == _TIME:
-                args.append("ARGV[3]")
+                args.append("ARGV[a + 3]")
             elif isinstance(a, tuple):
-                args.append(" .. ARGV[1] .. ".join(_lua_string(p) for p in a[1]))
+                args.append(" .. ARGV[a + 1] .. ".join(_lua_string(p) for p in a[1]))
             else:
                 args.append(_lua_string(a))
-        lines.append(f"redis.call({', '.join(args)})")
-    lines.append("if ARGV[4] ~= '' then redis.call('HINCRBY', KEYS[#KEYS], ARGV[4], 1) end")
+        lines.append(f"  redis.call({', '.join(args)})")
+    lines.append(
+        "  if ARGV[a + 4] ~= '' then redis.call('HINCRBY', KEYS[#KEYS], ARGV[a + 4], 1) end"
+    )
+    lines.append("end")
     return "\n".join(lines) + "\n"
 
 
@@ -163,10 +169,20 @@ class JobScript:
     def write(self, redis: Redis, n: int, count: tuple[str, str] | None = None) -> None:
         """Enqueue the job for n; with `count` (a hash and its field), increment that field in
         the same atomic step."""
-        keys = self.keys(n)
-        field = ""
-        if count is not None:
-            keys.append(count[0])
-            field = count[1]
+        self.write_many(redis, [(n, count)])
+
+    def write_many(self, redis: Redis, jobs: list[tuple[int, tuple[str, str] | None]]) -> None:
+        """Enqueue the job of each (n, count) in order, in one command and one atomic step (the
+        intake's group of concurrent requests: webhook_app.intake_group). Every count names
+        the same hash."""
+        keys: list = []
+        args: list = []
         time = utcformat(now())
-        self._script(keys=keys, args=(n, self.data(n), time, field), client=redis)
+        hashes = {count[0] for _n, count in jobs if count is not None}
+        if len(hashes) > 1:
+            raise ValueError(f"counts in more than one hash: {sorted(hashes)}")
+        for n, count in jobs:
+            keys += self.keys(n)
+            args += (n, self.data(n), time, "" if count is None else count[1])
+        keys += hashes
+        self._script(keys=keys, args=args, client=redis)

@@ -18,6 +18,7 @@ from trackrecord.db import get_engine
 from trackrecord.job_script import JobScript, JobShapeChanged
 from trackrecord.logs import get_logger
 from trackrecord.queue import get_queue, redis_from_url
+from webhook_app.intake_group import Group
 from workers.enqueue import enqueue_delivery
 
 log = get_logger("webhook_app")
@@ -33,6 +34,7 @@ class Services:
     _queue: Queue | None = field(default=None, repr=False)
     _writer: Engine | None = field(default=None, repr=False)
     _job_script: JobScript | bool | None = field(default=None, repr=False)
+    _group: Group | None = field(default=None, repr=False)
     # Made when the app is built, in the gunicorn worker after gevent has patched `threading`:
     # then waiting for it lets the other greenlets run.
     _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -70,6 +72,13 @@ class Services:
                 log.warning("webhook.job_script_unavailable", reason=str(exc))
                 self._job_script = False
         return self._job_script or None
+
+    def group(self) -> Group:
+        """The intake's group commit (webhook_app.intake_group): made on first use, in the
+        serving process, after gevent has patched `threading`."""
+        if self._group is None:
+            self._group = Group(self)
+        return self._group
 
     def one_writer(self) -> AbstractContextManager:
         """Around a write on SQLite, which takes one writer at a time: the requests of this

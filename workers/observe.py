@@ -51,8 +51,13 @@ _REGISTRIES = {
 }
 
 
+def received_field(source: str, event: str, outcome: str, reason: str = "") -> tuple[str, str]:
+    """The hash and field that count a webhook with these labels."""
+    return RECEIVED_KEY, _SEP.join((source, event, outcome, reason))
+
+
 def count_received(redis: Redis, source: str, event: str, outcome: str, reason: str = "") -> None:
-    redis.hincrby(RECEIVED_KEY, _SEP.join((source, event, outcome, reason)), 1)
+    redis.hincrby(*received_field(source, event, outcome, reason), 1)
 
 
 def received(redis: Redis) -> dict[tuple[str, str, str, str], int]:
