@@ -67,7 +67,7 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
         url,
         # A round trip before every checkout, so a connection the database dropped (a restart)
         # is replaced unseen. The autocommit engine does without: its one statement is retried
-        # once on a fresh connection instead (webhook_app.intake), saving a round trip a request.
+        # once on a fresh connection instead (webhook_app.intake_group), saving a round trip.
         pool_pre_ping=not autocommit,
         # A dead database must answer quickly (503), not hang the webhook request.
         connect_args={"connect_timeout": 5},
