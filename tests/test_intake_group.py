@@ -150,3 +150,20 @@ def test_sqlite_write_lock_held_elsewhere_is_waited_for_then_refused(client, set
     retried = client.post("/webhooks/github", data=body, headers=headers)
     assert (retried.status_code, retried.json["status"]) == (202, "queued")
     assert len(stored(settings)) == 2
+
+
+def test_a_copy_in_the_same_group_shares_its_originals_fate(app, settings, redis_conn, groups):
+    svc = app.extensions[EXTENSION]
+    labels = ("github", "issues", "queued")
+    kept, kept_copy = (Entry(values("twice"), labels) for _ in range(2))
+    # A copy is answered `duplicate` only once its original is stored: never for a row that
+    # is not there, or its sender would not send it again.
+    refused, refused_copy = (Entry(values("twice-refused", event=None), labels) for _ in range(2))
+    intake_group._write(svc, [kept, refused, kept_copy, refused_copy])
+
+    assert groups == [2, 1, 1]  # one row per delivery, then each alone
+    assert (kept.outcome, kept_copy.outcome) == ("queued", "duplicate")
+    assert (refused.outcome, refused_copy.outcome) == ("failed", "failed")
+    assert refused_copy.error is refused.error
+    assert [r.delivery_id for r in stored(settings)] == ["twice"]
+    assert Queue(settings.queue_name, connection=redis_conn).job_ids == [job_id(kept.row_id)]

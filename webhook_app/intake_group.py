@@ -103,25 +103,51 @@ class Group:
 
 def _write(svc, batch: list[Entry]) -> None:
     first: dict[tuple[str, str], Entry] = {}
+    copies: list[tuple[Entry, Entry]] = []  # the same delivery twice in one group: one row
     for entry in batch:
-        if entry.key in first:  # the same delivery twice in one group: one row
-            entry.outcome = DUPLICATE
+        if entry.key in first:
+            copies.append((entry, first[entry.key]))
         else:
             first[entry.key] = entry
     entries = list(first.values())
     try:
+        _store(svc, entries)
+        _enqueue(svc, [e for e in entries if e.outcome is None and e.row_id is not None])
+    finally:
+        # A copy is a duplicate only once its first is stored: if that failed, so does the copy
+        # (its sender retries), and if the writer itself failed, the copy has no outcome either.
+        for copy, original in copies:
+            if original.outcome in (None, FAILED):
+                copy.outcome, copy.error = original.outcome, original.error
+            else:
+                copy.outcome = DUPLICATE
+
+
+def _store(svc, entries: list[Entry]) -> None:
+    try:
         _insert(svc, entries)
     except DBAPIError as exc:
-        if len(entries) == 1 or isinstance(exc, OperationalError) or exc.connection_invalidated:
-            for entry in entries:
-                entry.outcome, entry.error = FAILED, exc
+        if len(entries) == 1 or _unavailable(exc):
+            _fail(entries, exc)
             return
-        for entry in entries:  # a row the database refuses fails only its own request
+        for i, entry in enumerate(entries):  # a row the database refuses fails only its request
             try:
                 _insert(svc, [entry])
             except DBAPIError as alone:
-                entry.outcome, entry.error = FAILED, alone
-    _enqueue(svc, [e for e in entries if e.outcome is None and e.row_id is not None])
+                if _unavailable(alone):  # the database went away meanwhile: no more tries
+                    _fail(entries[i:], alone)
+                    return
+                _fail([entry], alone)
+
+
+def _unavailable(exc: DBAPIError) -> bool:
+    """The database (or SQLite's lock) failed, not a row: every row of the group would fail."""
+    return isinstance(exc, OperationalError) or exc.connection_invalidated
+
+
+def _fail(entries: list[Entry], exc: DBAPIError) -> None:
+    for entry in entries:
+        entry.outcome, entry.error = FAILED, exc
 
 
 def _insert(svc, entries: list[Entry]) -> None:
