@@ -9,6 +9,7 @@ import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from zoneinfo import ZoneInfo
 
 import pytest
 from rq import Queue
@@ -188,10 +189,13 @@ def test_a_client_sees_only_its_own_teams(client, seeded):
     assert text(other).replace("ops", "X") == text(nowhere).replace("nosuch", "X")
     assert client.get("/clients/globex").status_code == 404
     acme = client.get("/clients/acme")
-    last_month = (TODAY.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    # Months as the client's clock reads them now (acme: Europe/Berlin), not as TODAY, read
+    # in UTC when the module was imported, did: they part at a month's end.
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date()
+    last_month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
     assert acme.status_code == 200 and "platform" in text(acme)
     assert f'href="/reports/acme/{last_month}.pdf"' in acme.get_data(as_text=True)
-    assert f"/reports/acme/{TODAY:%Y-%m}." not in acme.get_data(as_text=True)  # not over yet
+    assert f"/reports/acme/{today:%Y-%m}." not in acme.get_data(as_text=True)  # not over yet
     # The link opens with the session alone (built on first request), and only its own client's.
     report = client.get(f"/reports/acme/{last_month}.md")
     assert report.status_code == 200 and report.mimetype == "text/markdown"

@@ -12,6 +12,7 @@ import shutil
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from werkzeug.serving import make_server
@@ -165,7 +166,8 @@ def test_a_client_cannot_open_another_clients_team(server, browser, tmp_path):
     # Its own client page lists last month's report; "open" shows it, by the session alone.
     page.set_viewport_size({"width": 1200, "height": 900})
     page.goto(f"{server}/clients/acme")
-    last = (TODAY.replace(day=1) - timedelta(days=1)).strftime("%B %Y")
+    today = datetime.now(ZoneInfo("Europe/Berlin")).date()  # acme's clock, as the page reads it
+    last = (today.replace(day=1) - timedelta(days=1)).strftime("%B %Y")
     page.get_by_role("link", name=f"open the report of {last}").click()
     page.wait_for_url(f"{server}/reports/acme/*.html")
     assert page.get_by_role("heading", name=f"Track record of acme: {last}").is_visible()
@@ -186,8 +188,6 @@ def test_the_operator_retries_a_failed_delivery(server, browser, tmp_path):
 
 
 def _from():
-    from zoneinfo import ZoneInfo
-
     from webhook_app.pages_data import period
 
     return period(ZoneInfo("UTC"))[0]
