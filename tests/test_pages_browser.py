@@ -161,8 +161,16 @@ def test_a_client_cannot_open_another_clients_team(server, browser, tmp_path):
     assert page.get_by_role("heading", name="Not found").is_visible()
     assert page.goto(f"{server}/operator").status == 404
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
-    page.goto(f"{server}/teams/platform")
-    shot(page, tmp_path, "team-phone")
+    # On a phone the tables turn into cards, each value under its column's name: no page, and
+    # no table, wider than the screen.
+    wider = "[...document.querySelectorAll('html, table')].filter(e => e.scrollWidth > 390).length"
+    for path, name in (("/teams/platform", "team-phone"), ("/clients/acme", "client-phone")):
+        page.goto(f"{server}{path}")
+        shot(page, tmp_path, name)
+        assert page.evaluate(wider) == 0, path
+    progress = page.locator("table.teams td[data-label='On time, last 12 months']").first
+    assert progress.is_visible()
+    assert "On time" in progress.evaluate("e => getComputedStyle(e, '::before').content")
     # Its own client page lists last month's report; "open" shows it, by the session alone.
     page.set_viewport_size({"width": 1200, "height": 900})
     page.goto(f"{server}/clients/acme")
