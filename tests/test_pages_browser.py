@@ -93,6 +93,10 @@ def browser():
         chromium.close()
 
 
+# How many of the page and its tables are wider than a phone's 390 px screen.
+WIDER = "[...document.querySelectorAll('html, table')].filter(e => e.scrollWidth > 390).length"
+
+
 def shot(page, tmp_path: Path, name: str) -> Path:
     path = tmp_path / f"pages-{name}.png"
     page.screenshot(path=str(path), full_page=True)
@@ -163,11 +167,10 @@ def test_a_client_cannot_open_another_clients_team(server, browser, tmp_path):
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
     # On a phone the tables turn into cards, each value under its column's name: no page, and
     # no table, wider than the screen.
-    wider = "[...document.querySelectorAll('html, table')].filter(e => e.scrollWidth > 390).length"
     for path, name in (("/teams/platform", "team-phone"), ("/clients/acme", "client-phone")):
         page.goto(f"{server}{path}")
         shot(page, tmp_path, name)
-        assert page.evaluate(wider) == 0, path
+        assert page.evaluate(WIDER) == 0, path
     progress = page.locator("table.teams td[data-label='On time, last 12 months']").first
     assert progress.is_visible()
     assert "On time" in progress.evaluate("e => getComputedStyle(e, '::before').content")
@@ -188,6 +191,10 @@ def test_the_operator_retries_a_failed_delivery(server, browser, tmp_path):
     sign_in(page, server, ADMIN_TOKEN)
     page.goto(f"{server}/operator")
     assert "invalid payload" in page.locator("#failed-title + *").inner_text()
+    page.set_viewport_size({"width": 390, "height": 844})  # on a phone too: cards, no overflow
+    shot(page, tmp_path, "operator-phone")
+    assert page.evaluate(WIDER) == 0
+    page.set_viewport_size({"width": 1200, "height": 900})
     page.get_by_role("button", name="Retry").first.click()
     page.wait_for_url(f"{server}/operator")
     assert "back on the queue" in page.get_by_role("status").inner_text()
