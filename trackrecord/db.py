@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 _engines: dict[tuple[int, str, bool], Engine] = {}
 
 # Connections the intake's engine keeps open per web process (as many again opened beyond it,
-# then closed). Two web processes keep at most 2 x 32 of PostgreSQL's 100 by default.
-INTAKE_POOL = 16
+# then closed). A process writes one group of deliveries at a time (webhook_app.intake_group),
+# so one is in use; the second covers a moment when a pool is replaced.
+INTAKE_POOL = 2
 # How long a SQLite writer waits for the write lock before "database is locked". A worker
 # asked to stop cannot be interrupted while it waits: its grace period must cover this.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -38,11 +39,8 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     u = make_url(url)
     extra = {}
     if autocommit:
-        # The web intake: a gevent worker serves many requests at once, each holding a
-        # connection for its INSERT. With the default pool (5, and 10 more opened and closed
-        # per use) a burst of 16 connections made and dropped a database connection on most
-        # requests: under load that was most of PostgreSQL's cost (a backend started per
-        # connection). Kept open instead, up to INTAKE_POOL per process.
+        # The web intake. Its connections are kept open (INTAKE_POOL): one made and dropped
+        # per use was most of PostgreSQL's cost under load (a backend started per connection).
         extra = {
             "isolation_level": "AUTOCOMMIT",
             "pool_size": INTAKE_POOL,
