@@ -167,3 +167,111 @@ def test_a_copy_in_the_same_group_shares_its_originals_fate(app, settings, redis
     assert refused_copy.error is refused.error
     assert [r.delivery_id for r in stored(settings)] == ["twice"]
     assert Queue(settings.queue_name, connection=redis_conn).job_ids == [job_id(kept.row_id)]
+
+
+class Killed(BaseException):
+    """What a greenlet killed at shutdown raises where it waits."""
+
+
+class KilledOnWaking(threading.Event):
+    def wait(self, timeout=None):
+        super().wait(timeout)
+        raise Killed
+
+
+def waiting_for(group, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(group._waiting) < count:
+        assert time.monotonic() < deadline, group._waiting
+        time.sleep(0.005)
+
+
+def test_a_request_stopped_while_it_waits_hands_its_turn_on(monkeypatch):
+    """The request handed the next group is killed as it wakes (a greenlet at shutdown): the
+    request after it writes instead, and no later request waits for ever."""
+    written: list[list[str]] = []
+    release = threading.Event()
+
+    def write(_svc, batch):
+        written.append([e.values["delivery_id"] for e in batch])
+        if len(written) == 1:
+            release.wait(5)
+        for entry in batch:
+            entry.outcome = "queued"
+
+    monkeypatch.setattr(intake_group, "_write", write)
+    group = intake_group.Group(svc=None)
+    labels = ("github", "issues", "queued")
+    first, doomed, last = (Entry(values(d), labels) for d in ("first", "doomed", "last"))
+    doomed.done = KilledOnWaking()
+    outcomes: dict[str, object] = {}
+
+    def run(entry):
+        try:
+            outcomes[entry.values["delivery_id"]] = group.write(entry).outcome
+        except Killed:
+            outcomes[entry.values["delivery_id"]] = "killed"
+
+    threads = [threading.Thread(target=run, args=(first,), daemon=True)]
+    threads[0].start()
+    deadline = time.monotonic() + 5
+    while not written:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    for entry, count in ((doomed, 1), (last, 2)):
+        threads.append(threading.Thread(target=run, args=(entry,), daemon=True))
+        threads[-1].start()
+        waiting_for(group, count)
+    release.set()
+    for t in threads:
+        t.join(5)
+        assert not t.is_alive()
+
+    assert outcomes == {"first": "queued", "doomed": "killed", "last": "queued"}
+    assert written == [["first"], ["last"]]
+    assert group._waiting == [] and group._busy is False
+
+
+def test_a_writer_that_fails_still_frees_its_group_and_the_next(monkeypatch):
+    written: list[list[str]] = []
+    release = threading.Event()
+
+    def write(_svc, batch):
+        written.append([e.values["delivery_id"] for e in batch])
+        if len(written) == 1:
+            release.wait(5)
+            raise RuntimeError("a bug in the writer")
+        for entry in batch:
+            entry.outcome = "queued"
+
+    monkeypatch.setattr(intake_group, "_write", write)
+    group = intake_group.Group(svc=None)
+    labels = ("github", "issues", "queued")
+    entries = [Entry(values(f"e{i}"), labels) for i in range(3)]
+    results: dict[int, object] = {}
+
+    def run(i):
+        try:
+            results[i] = group.write(entries[i]).outcome
+        except RuntimeError as exc:
+            results[i] = str(exc)
+
+    threads = [threading.Thread(target=run, args=(0,), daemon=True)]
+    threads[0].start()
+    deadline = time.monotonic() + 5
+    while not written:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    for i in (1, 2):
+        threads.append(threading.Thread(target=run, args=(i,), daemon=True))
+        threads[-1].start()
+        waiting_for(group, i)
+    release.set()
+    for t in threads:
+        t.join(5)
+        assert not t.is_alive()
+
+    # The failed writer's own request fails (a 500); the others form the next group.
+    assert results == {0: "a bug in the writer", 1: "queued", 2: "queued"}
+    assert written == [["e0"], ["e1", "e2"]]
+    assert group._waiting == [] and group._busy is False
