@@ -179,99 +179,76 @@ class KilledOnWaking(threading.Event):
         raise Killed
 
 
-def waiting_for(group, count: int) -> None:
+class HeldGroup:
+    """A Group whose first write is held open until `release`, with a writer of our own in
+    place of the database: each group's deliveries are recorded, and its requests `queued`
+    (the first group fails instead when `fails`)."""
+
+    def __init__(self, monkeypatch, fails: bool = False):
+        self.written: list[list[str]] = []
+        self.release = threading.Event()
+        self.fails = fails
+        self.group = intake_group.Group(svc=None)
+        self.outcomes: dict[str, object] = {}
+        monkeypatch.setattr(intake_group, "_write", self._write)
+
+    def _write(self, _svc, batch):
+        self.written.append([e.values["delivery_id"] for e in batch])
+        if len(self.written) == 1:
+            self.release.wait(5)
+            if self.fails:
+                raise RuntimeError("a bug in the writer")
+        for entry in batch:
+            entry.outcome = "queued"
+
+    def _run(self, entry: Entry) -> None:
+        name = entry.values["delivery_id"]
+        try:
+            self.outcomes[name] = self.group.write(entry).outcome
+        except (Killed, RuntimeError) as exc:
+            self.outcomes[name] = type(exc).__name__
+
+    def run(self, entries: list[Entry]) -> None:
+        """The first request leads and is held; the others arrive one by one and wait; then
+        the first write is released and every request must finish."""
+        threads = [threading.Thread(target=self._run, args=(e,), daemon=True) for e in entries]
+        threads[0].start()
+        until(lambda: self.written)
+        for count, thread in enumerate(threads[1:], start=1):
+            thread.start()
+            until(lambda count=count: len(self.group._waiting) >= count)
+        self.release.set()
+        for thread in threads:
+            thread.join(5)
+            assert not thread.is_alive()
+        assert self.group._waiting == [] and self.group._busy is False
+
+
+def until(condition) -> None:
     deadline = time.monotonic() + 5
-    while len(group._waiting) < count:
-        assert time.monotonic() < deadline, group._waiting
+    while not condition():
+        assert time.monotonic() < deadline
         time.sleep(0.005)
+
+
+def entries(*names: str) -> list[Entry]:
+    return [Entry(values(name), ("github", "issues", "queued")) for name in names]
 
 
 def test_a_request_stopped_while_it_waits_hands_its_turn_on(monkeypatch):
     """The request handed the next group is killed as it wakes (a greenlet at shutdown): the
     request after it writes instead, and no later request waits for ever."""
-    written: list[list[str]] = []
-    release = threading.Event()
-
-    def write(_svc, batch):
-        written.append([e.values["delivery_id"] for e in batch])
-        if len(written) == 1:
-            release.wait(5)
-        for entry in batch:
-            entry.outcome = "queued"
-
-    monkeypatch.setattr(intake_group, "_write", write)
-    group = intake_group.Group(svc=None)
-    labels = ("github", "issues", "queued")
-    first, doomed, last = (Entry(values(d), labels) for d in ("first", "doomed", "last"))
+    held = HeldGroup(monkeypatch)
+    first, doomed, last = entries("first", "doomed", "last")
     doomed.done = KilledOnWaking()
-    outcomes: dict[str, object] = {}
-
-    def run(entry):
-        try:
-            outcomes[entry.values["delivery_id"]] = group.write(entry).outcome
-        except Killed:
-            outcomes[entry.values["delivery_id"]] = "killed"
-
-    threads = [threading.Thread(target=run, args=(first,), daemon=True)]
-    threads[0].start()
-    deadline = time.monotonic() + 5
-    while not written:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    for entry, count in ((doomed, 1), (last, 2)):
-        threads.append(threading.Thread(target=run, args=(entry,), daemon=True))
-        threads[-1].start()
-        waiting_for(group, count)
-    release.set()
-    for t in threads:
-        t.join(5)
-        assert not t.is_alive()
-
-    assert outcomes == {"first": "queued", "doomed": "killed", "last": "queued"}
-    assert written == [["first"], ["last"]]
-    assert group._waiting == [] and group._busy is False
+    held.run([first, doomed, last])
+    assert held.outcomes == {"first": "queued", "doomed": "Killed", "last": "queued"}
+    assert held.written == [["first"], ["last"]]
 
 
 def test_a_writer_that_fails_still_frees_its_group_and_the_next(monkeypatch):
-    written: list[list[str]] = []
-    release = threading.Event()
-
-    def write(_svc, batch):
-        written.append([e.values["delivery_id"] for e in batch])
-        if len(written) == 1:
-            release.wait(5)
-            raise RuntimeError("a bug in the writer")
-        for entry in batch:
-            entry.outcome = "queued"
-
-    monkeypatch.setattr(intake_group, "_write", write)
-    group = intake_group.Group(svc=None)
-    labels = ("github", "issues", "queued")
-    entries = [Entry(values(f"e{i}"), labels) for i in range(3)]
-    results: dict[int, object] = {}
-
-    def run(i):
-        try:
-            results[i] = group.write(entries[i]).outcome
-        except RuntimeError as exc:
-            results[i] = str(exc)
-
-    threads = [threading.Thread(target=run, args=(0,), daemon=True)]
-    threads[0].start()
-    deadline = time.monotonic() + 5
-    while not written:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    for i in (1, 2):
-        threads.append(threading.Thread(target=run, args=(i,), daemon=True))
-        threads[-1].start()
-        waiting_for(group, i)
-    release.set()
-    for t in threads:
-        t.join(5)
-        assert not t.is_alive()
-
+    held = HeldGroup(monkeypatch, fails=True)
+    held.run(entries("e0", "e1", "e2"))
     # The failed writer's own request fails (a 500); the others form the next group.
-    assert results == {0: "a bug in the writer", 1: "queued", 2: "queued"}
-    assert written == [["e0"], ["e1", "e2"]]
-    assert group._waiting == [] and group._busy is False
+    assert held.outcomes == {"e0": "RuntimeError", "e1": "queued", "e2": "queued"}
+    assert held.written == [["e0"], ["e1", "e2"]]
