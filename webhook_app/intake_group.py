@@ -58,7 +58,7 @@ class Entry:
 
 
 class Group:
-    """One per serving process (Services.group). Made in the worker process, after gevent has
+    """One per serving process (Services.group), made in the worker process after gevent has
     patched `threading`: waiting on an Event then lets the other greenlets run."""
 
     def __init__(self, svc):
@@ -174,24 +174,14 @@ def _fail(entries: list[Entry], exc: DBAPIError) -> None:
 
 
 def _insert(svc, entries: list[Entry]) -> None:
-    rows = rows_for(svc.writer())
-    values = [entry.values for entry in entries]
-    with svc.one_writer():
-        try:
-            ids = rows.insert(values)
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
-                raise
-            # A pooled connection the database dropped (say, it restarted): the pool is thrown
-            # away, and a fresh connection tries once more. There is no pool pre-ping on this
-            # engine: that would cost a round trip on every request.
-            ids = rows_for(svc.writer()).insert(values)
+    # Alone: the group is the process's only writer of deliveries (SQLite takes one at a time).
+    ids = rows_for(svc.writer()).insert([entry.values for entry in entries])
     for entry in entries:
         entry.row_id = ids.get(entry.key)
         if entry.row_id is None:
-            # Stored already. (After a retry, the first attempt's row may be the one found:
-            # committed, its answer lost on the way; it is `queued` with no job, which relay
-            # enqueues.)
+            # Stored already. (After a retry on a dropped connection, the first attempt's row
+            # may be the one found: committed, its answer lost; it is `queued` with no job,
+            # which relay enqueues.)
             entry.outcome = DUPLICATE
 
 
@@ -226,7 +216,7 @@ def _unmark_queued(svc, entries: list[Entry]) -> None:
         entry.outcome = STORED_PENDING
     ids = [e.row_id for e in entries]
     try:
-        with svc.one_writer(), svc.sessions() as session, session.begin():
+        with svc.sessions() as session, session.begin():
             session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(ids), Delivery.status == DeliveryStatus.QUEUED)

@@ -94,6 +94,17 @@ class Rows:
     def insert(self, rows: list[dict]) -> dict[Key, int]:
         """Insert the rows (distinct keys); the id of each one inserted, by its key. A row whose
         key is already stored is left out of the answer."""
+        try:
+            return self._patiently(rows)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # A pooled connection the database dropped (say, it restarted): the pool is thrown
+            # away, and a fresh connection tries once more. There is no pool pre-ping on this
+            # engine: that would cost a round trip on every request.
+            return self._patiently(rows)
+
+    def _patiently(self, rows: list[dict]) -> dict[Key, int]:
         if self.engine.dialect.name != "sqlite":
             return self._insert(rows)
         # Another process holds SQLite's write lock: wait here, in short sleeps that let this

@@ -44,7 +44,7 @@ def accept(svc, request, incoming: Incoming, call) -> tuple[int, dict]:
         received_at=now,
     )
     labels = (incoming.source, metrics.event_label(incoming.source, call.event), "queued")
-    entry = svc.group().write(Entry(values, labels))
+    entry = svc.group.write(Entry(values, labels))
     delivery = incoming.delivery_id
     if entry.outcome == STORED_QUEUED:
         call.counted = True  # with its job

@@ -3,8 +3,6 @@ kept in `app.extensions`; `services()` reaches it from inside a request."""
 
 from __future__ import annotations
 
-import threading
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -34,10 +32,13 @@ class Services:
     _queue: Queue | None = field(default=None, repr=False)
     _writer: Engine | None = field(default=None, repr=False)
     _job_script: JobScript | bool | None = field(default=None, repr=False)
-    _group: Group | None = field(default=None, repr=False)
-    # Made when the app is built, in the gunicorn worker after gevent has patched `threading`:
-    # then waiting for it lets the other greenlets run.
-    _write_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Made with the app, in the gunicorn worker after gevent has patched `threading`: its
+    # requests then wait on it cooperatively. One a process: it is also what lets only one of
+    # them write at a time (SQLite takes one writer).
+    group: Group = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.group = Group(self)
 
     def writer(self) -> Engine:
         """The intake's insert runs alone in its own transaction: in autocommit it is committed
@@ -72,21 +73,6 @@ class Services:
                 log.warning("webhook.job_script_unavailable", reason=str(exc))
                 self._job_script = False
         return self._job_script or None
-
-    def group(self) -> Group:
-        """The intake's group commit (webhook_app.intake_group): made on first use, in the
-        serving process, after gevent has patched `threading`."""
-        if self._group is None:
-            self._group = Group(self)
-        return self._group
-
-    def one_writer(self) -> AbstractContextManager:
-        """Around a write on SQLite, which takes one writer at a time: the requests of this
-        process queue here, where a gevent worker's other greenlets go on running, rather than
-        in SQLite's busy handler, which sleeps the whole process. PostgreSQL needs none."""
-        if self.settings.database_url.startswith("sqlite"):
-            return self._write_lock
-        return nullcontext()
 
 
 def services() -> Services:
